@@ -1,0 +1,195 @@
+//! `Application::build(settings)` → `port()` → `run_until_stopped()`: opens the store,
+//! makes sure there is an admin token (and, on a fresh store, a demo app), binds the
+//! listener (or takes one a test made) and serves every router.
+
+use crate::settings::Settings;
+use crate::state::AppState;
+use crate::{admin, client, demo, v1, wechat};
+use anyhow::Context;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::json;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tuisong_core::clock::{Clock, SystemClock};
+use tuisong_core::ids::{Secret, random_url_safe};
+use tuisong_core::service::Platform;
+use tuisong_store::sqlite::{SqliteSettings, SqliteStore, db_path};
+
+/// How an admin token came to be, for the first-start banner.
+#[derive(Debug, Clone)]
+pub enum AdminTokenSource {
+    Settings,
+    File(PathBuf),
+    Generated(PathBuf),
+}
+
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    router: Router,
+    pub state: AppState,
+    pub admin_token_source: AdminTokenSource,
+    /// Set when this start created the demo app.
+    pub demo: Option<demo::DemoApp>,
+}
+
+/// Knobs that tests (and the benchmark) set; production uses the defaults.
+pub struct BuildOptions {
+    pub listener: Option<TcpListener>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        Self {
+            listener: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+fn admin_token(settings: &Settings) -> anyhow::Result<(Secret, AdminTokenSource)> {
+    if let Some(t) = &settings.admin_token {
+        return Ok((t.clone(), AdminTokenSource::Settings));
+    }
+    let path = settings.data_dir.join("admin-token");
+    if path.exists() {
+        let t = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        return Ok((Secret::new(t.trim()), AdminTokenSource::File(path)));
+    }
+    let token = format!("adm_{}", random_url_safe(40));
+    write_private(&path, &token)?;
+    Ok((Secret::new(token), AdminTokenSource::Generated(path)))
+}
+
+/// Writes a file only its owner can read (mode 0600 on Unix).
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+async fn not_found() -> impl IntoResponse {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"error": {"code": "not_found", "message": "no such endpoint"}})),
+    )
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        Self::build_with(settings, BuildOptions::default()).await
+    }
+
+    pub async fn build_with(settings: Settings, opts: BuildOptions) -> anyhow::Result<Application> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
+        let mut sqlite = SqliteSettings::new(db_path(&settings.data_dir));
+        sqlite.fsync = settings.sqlite_fsync;
+        let store = SqliteStore::open(sqlite).context("opening the embedded store")?;
+        let platform = Arc::new(Platform::new(
+            Arc::new(store),
+            opts.clock,
+            settings.platform.clone(),
+        ));
+        let (token, admin_token_source) = admin_token(&settings)?;
+        let demo = if settings.demo_app {
+            demo::ensure_demo_app(&platform).await?
+        } else {
+            None
+        };
+        let state = AppState {
+            platform,
+            admin_token: Arc::new(token),
+        };
+        let router = Router::new()
+            .merge(wechat::router())
+            .merge(v1::router())
+            .merge(client::router())
+            .merge(admin::router())
+            .route("/healthz", axum::routing::get(healthz))
+            .fallback(not_found)
+            .with_state(state.clone());
+        let listener = match opts.listener {
+            Some(l) => l,
+            None => TcpListener::bind(settings.listen)
+                .await
+                .with_context(|| format!("binding {}", settings.listen))?,
+        };
+        let addr = listener.local_addr()?;
+        Ok(Application {
+            listener,
+            addr,
+            router,
+            state,
+            admin_token_source,
+            demo,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes, then drains in-flight requests.
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(stop)
+            .await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,165 @@
+//! Shared edge helpers: the two error dialects (WeChat: HTTP 200 + errcode; native: HTTP
+//! status + `{"error": {"code", "message"}}`), bearer tokens and request bodies.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tuisong_core::Error;
+use tuisong_wire::errcode;
+
+/// What the real server is believed to send (spec §0).
+const WX_CONTENT_TYPE: &str = "application/json; encoding=utf-8";
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A WeChat-dialect success body, HTTP 200.
+pub fn wx_ok(body: Value) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(WX_CONTENT_TYPE),
+        )],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// A WeChat-dialect error: HTTP 200, numeric errcode, errmsg with a ` rid: …` suffix.
+pub fn wx_err(e: Error) -> Response {
+    let rid = errcode::rid(now_secs());
+    if let Error::Store(inner) = &e {
+        tracing::error!(error = %inner, rid = %rid, "store failure");
+    }
+    let (code, msg) = errcode::wx_error(&e);
+    wx_ok(json!({"errcode": code, "errmsg": errcode::errmsg_with_rid(&msg, &rid)}))
+}
+
+/// A WeChat-dialect error that is not a domain error (wrong method, withdrawn API).
+pub fn wx_fixed(code: i64, msg: &str) -> Response {
+    let rid = errcode::rid(now_secs());
+    wx_ok(json!({"errcode": code, "errmsg": errcode::errmsg_with_rid(msg, &rid)}))
+}
+
+/// Result of a WeChat-dialect handler.
+pub type WxResult = Result<Value, Error>;
+
+pub fn wx_reply(r: WxResult) -> Response {
+    match r {
+        Ok(v) => wx_ok(v),
+        Err(e) => wx_err(e),
+    }
+}
+
+/// An error of the native dialects (/v1, /client/v1, /admin).
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl From<tuisong_core::store::StoreError> for ApiError {
+    fn from(e: tuisong_core::store::StoreError) -> Self {
+        ApiError(Error::Store(e))
+    }
+}
+
+/// HTTP status and stable machine-readable code of every domain error.
+pub fn api_status(e: &Error) -> (StatusCode, &'static str) {
+    use StatusCode as S;
+    match e {
+        Error::AppIdMissing | Error::SecretMissing => (S::BAD_REQUEST, "credentials_missing"),
+        Error::AppIdInvalid | Error::SecretInvalid => (S::UNAUTHORIZED, "invalid_credentials"),
+        Error::GrantTypeInvalid => (S::BAD_REQUEST, "invalid_grant_type"),
+        Error::RequirePost => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        Error::MinuteQuota => (S::TOO_MANY_REQUESTS, "minute_quota"),
+        Error::DailyQuota => (S::TOO_MANY_REQUESTS, "daily_quota"),
+        Error::TokenMissing => (S::UNAUTHORIZED, "token_missing"),
+        Error::TokenInvalid | Error::TokenNotLatest => (S::UNAUTHORIZED, "invalid_token"),
+        Error::TokenExpired => (S::UNAUTHORIZED, "token_expired"),
+        Error::CodeMissing | Error::CodeInvalid | Error::CodeUsed => {
+            (S::BAD_REQUEST, "invalid_code")
+        }
+        Error::EmptyBody | Error::BadFormat(_) => (S::BAD_REQUEST, "invalid_request"),
+        Error::TidInvalid => (S::BAD_REQUEST, "invalid_tid"),
+        Error::KidListInvalid => (S::BAD_REQUEST, "invalid_kid_list"),
+        Error::SceneDescInvalid => (S::BAD_REQUEST, "invalid_scene_desc"),
+        Error::TemplateCap(_) => (S::CONFLICT, "template_limit"),
+        Error::TemplateDuplicate => (S::CONFLICT, "template_duplicate"),
+        Error::IdsMissing | Error::IdsInvalid => (S::BAD_REQUEST, "invalid_ids"),
+        Error::StartInvalid | Error::LimitInvalid => (S::BAD_REQUEST, "invalid_paging"),
+        Error::PriTmplIdInvalid | Error::TemplateIdInvalid => (S::NOT_FOUND, "unknown_template"),
+        Error::OpenIdInvalid => (S::NOT_FOUND, "unknown_openid"),
+        Error::PageInvalid => (S::BAD_REQUEST, "invalid_page"),
+        Error::DataInvalid { .. } => (S::BAD_REQUEST, "invalid_data"),
+        Error::NoConsent => (S::FORBIDDEN, "no_consent"),
+        Error::IdempotencyConflict => (S::CONFLICT, "idempotency_conflict"),
+        Error::NotFound(_) => (S::NOT_FOUND, "not_found"),
+        Error::Invalid(_) => (S::BAD_REQUEST, "invalid_request"),
+        Error::Unauthorized => (S::UNAUTHORIZED, "unauthorized"),
+        Error::Store(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = api_status(&self.0);
+        let message = match &self.0 {
+            Error::Store(inner) => {
+                tracing::error!(error = %inner, "store failure");
+                "internal error; see the server log".to_owned()
+            }
+            Error::NoConsent => {
+                "the user has no subscription left for this template (43101)".to_owned()
+            }
+            other => other.to_string(),
+        };
+        (
+            status,
+            axum::Json(json!({"error": {"code": code, "message": message}})),
+        )
+            .into_response()
+    }
+}
+
+pub type ApiResult<T = Value> = Result<axum::Json<T>, ApiError>;
+
+/// The token of an `Authorization: Bearer …` header.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Parses a JSON object body: empty → `EmptyBody`, not JSON or not an object → `BadFormat`.
+pub fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::EmptyBody);
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(Error::BadFormat("the body must be a JSON object".into())),
+        Err(e) => Err(Error::BadFormat(format!("the body is not JSON: {e}"))),
+    }
+}
+
+/// A request body field as "given or not": absent, `null` and `""` are all "not given"
+/// (spec §0, optional fields). Numbers and booleans are turned into their text.
+pub fn opt_str(m: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
+    match m.get(key)? {
+        Value::Null => None,
+        Value::String(s) if s.is_empty() => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Array(_) | Value::Object(_) => None,
+    }
+}

@@ -1,0 +1,208 @@
+//! One typed `Settings`: compiled-in defaults → optional TOML file → `TUISONG_*`
+//! environment variables → command-line flags. Bad input stops the start with an error
+//! that names the key; unknown keys in the file are errors too.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tuisong_core::ids::Secret;
+use tuisong_core::service::PlatformSettings;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// None: read or generate `<data_dir>/admin-token`.
+    pub admin_token: Option<Secret>,
+    /// Create a demo app with templates when the store has no apps.
+    pub demo_app: bool,
+    /// fsync every commit. Only benchmarks of throwaway data turn this off.
+    pub sqlite_fsync: bool,
+    pub platform: PlatformSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("tuisong-data"),
+            admin_token: None,
+            demo_app: true,
+            sqlite_fsync: true,
+            platform: PlatformSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Value { key: String, message: String },
+}
+
+/// The file layer. Every key optional; unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    admin_token: Option<String>,
+    demo_app: Option<bool>,
+    sqlite_fsync: Option<bool>,
+    token_daily_limit: Option<u64>,
+}
+
+/// Values given on the command line (highest precedence).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+fn parse_listen(key: &str, v: &str) -> Result<SocketAddr, SettingsError> {
+    v.parse().map_err(|_| SettingsError::Value {
+        key: key.into(),
+        message: format!("{v:?} is not an address like 127.0.0.1:8080"),
+    })
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool, SettingsError> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(SettingsError::Value {
+            key: key.into(),
+            message: format!("{v:?} is not a boolean (true/false)"),
+        }),
+    }
+}
+
+fn check_admin_token(key: &str, v: &str) -> Result<Secret, SettingsError> {
+    if v.len() < 16 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(SettingsError::Value {
+            key: key.into(),
+            message: "must be at least 16 characters without spaces".into(),
+        });
+    }
+    Ok(Secret::new(v))
+}
+
+impl Settings {
+    /// Builds the settings from all layers. `env` is usually `std::env::vars()`.
+    pub fn load(
+        config_file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Settings, SettingsError> {
+        let mut s = Settings::default();
+        if let Some(path) = config_file {
+            let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let f: FileSettings = toml::from_str(&text).map_err(|e| SettingsError::File {
+                path: path.to_owned(),
+                message: e.message().to_owned(),
+            })?;
+            if let Some(v) = f.listen {
+                s.listen = parse_listen("listen", &v)?;
+            }
+            if let Some(v) = f.data_dir {
+                s.data_dir = v;
+            }
+            if let Some(v) = f.admin_token {
+                s.admin_token = Some(check_admin_token("admin_token", &v)?);
+            }
+            if let Some(v) = f.demo_app {
+                s.demo_app = v;
+            }
+            if let Some(v) = f.sqlite_fsync {
+                s.sqlite_fsync = v;
+            }
+            if let Some(v) = f.token_daily_limit {
+                s.platform.token_daily_limit = v;
+            }
+        }
+        for (k, v) in env {
+            match k.as_str() {
+                "TUISONG_LISTEN" => s.listen = parse_listen(&k, &v)?,
+                "TUISONG_DATA_DIR" => s.data_dir = PathBuf::from(v),
+                "TUISONG_ADMIN_TOKEN" => s.admin_token = Some(check_admin_token(&k, &v)?),
+                "TUISONG_DEMO_APP" => s.demo_app = parse_bool(&k, &v)?,
+                "TUISONG_SQLITE_FSYNC" => s.sqlite_fsync = parse_bool(&k, &v)?,
+                _ => {}
+            }
+        }
+        if let Some(v) = &overrides.listen {
+            s.listen = parse_listen("--listen", v)?;
+        }
+        if let Some(v) = &overrides.data_dir {
+            s.data_dir = v.clone();
+        }
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(f.path(), text).expect("write");
+        f
+    }
+
+    #[test]
+    fn layers_apply_in_order_file_env_flags() {
+        let f = file("listen = \"127.0.0.1:9000\"\ndata_dir = \"from-file\"\n");
+        let env = vec![("TUISONG_DATA_DIR".to_string(), "from-env".to_string())];
+        let s = Settings::load(Some(f.path()), env, &Overrides::default()).expect("loads");
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.data_dir, PathBuf::from("from-env"));
+        let o = Overrides {
+            listen: Some("127.0.0.1:9001".into()),
+            data_dir: None,
+        };
+        let s = Settings::load(Some(f.path()), vec![], &o).expect("loads");
+        assert_eq!(s.listen.port(), 9001);
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_named_in_the_error() {
+        let f = file("listen = \"127.0.0.1:9000\"\nlisten_port = 3\n");
+        let e = Settings::load(Some(f.path()), vec![], &Overrides::default()).expect_err("refused");
+        assert!(e.to_string().contains("listen_port"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let e = Settings::load(
+            None,
+            vec![("TUISONG_LISTEN".to_string(), "nope".to_string())],
+            &Overrides::default(),
+        )
+        .expect_err("refused");
+        assert!(e.to_string().starts_with("TUISONG_LISTEN"), "{e}");
+        let e = Settings::load(
+            None,
+            vec![("TUISONG_ADMIN_TOKEN".to_string(), "short".to_string())],
+            &Overrides::default(),
+        )
+        .expect_err("refused");
+        assert!(e.to_string().starts_with("TUISONG_ADMIN_TOKEN"), "{e}");
+        let f = file("demo_app = \"maybe\"\n");
+        let e = Settings::load(Some(f.path()), vec![], &Overrides::default()).expect_err("refused");
+        assert!(
+            e.to_string().contains("demo_app") || e.to_string().contains("bool"),
+            "{e}"
+        );
+    }
+}

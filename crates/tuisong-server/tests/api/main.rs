@@ -1,0 +1,11 @@
+//! End-to-end tests of the HTTP API over real sockets and a real (temp-file) SQLite store.
+
+mod admin;
+mod client;
+mod durability;
+mod helpers;
+mod login;
+mod send;
+mod templates;
+mod token;
+mod v1;

@@ -1,0 +1,185 @@
+use crate::helpers::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_native_send_answers_msgid_and_status() {
+    let app = spawn_app().await;
+    let t = app.token().await;
+    let d = app.device("u").await;
+    let id = app.one_time();
+    app.accept(&d, &id).await;
+    let data = app.example_data(&t, &id).await;
+    let (s, v) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/messages",
+            Some(&t),
+            Some(json!({"touser": d.openid, "template_id": id, "data": data})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["msgid"].is_u64());
+    assert_eq!(v["status"], "accepted");
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_gives_the_same_message_once() {
+    let app = spawn_app().await;
+    let t = app.token().await;
+    let d = app.device("u").await;
+    let id = app.one_time();
+    app.accept(&d, &id).await;
+    app.accept(&d, &id).await;
+    let data = app.example_data(&t, &id).await;
+    let body =
+        json!({"touser": d.openid, "template_id": id, "data": data, "idempotency_key": "order-42"});
+    let (s1, a) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/messages",
+            Some(&t),
+            Some(body.clone()),
+        )
+        .await;
+    let (s2, b) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/messages",
+            Some(&t),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!(a["msgid"], b["msgid"]);
+    assert_eq!(b["replayed"], true);
+    assert_eq!(app.remaining(&t, &d.openid, &id).await, 1, "consumed once");
+    let mut other = body.clone();
+    other["page"] = json!("pages/other");
+    let (s, v) = app
+        .call(reqwest::Method::POST, "/v1/messages", Some(&t), Some(other))
+        .await;
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(v["error"]["code"], "idempotency_conflict");
+}
+
+#[tokio::test]
+async fn native_errors_are_http_statuses_with_a_code_and_message() {
+    let app = spawn_app().await;
+    let t = app.token().await;
+    let d = app.device("u").await;
+    let id = app.one_time();
+    let data = app.example_data(&t, &id).await;
+    let send = |bearer: Option<&str>, body: serde_json::Value| {
+        let bearer = bearer.map(str::to_owned);
+        let app = &app;
+        async move {
+            app.call(
+                reqwest::Method::POST,
+                "/v1/messages",
+                bearer.as_deref(),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (s, v) = send(
+        Some(&t),
+        json!({"touser": d.openid, "template_id": id, "data": data}),
+    )
+    .await;
+    assert_eq!((s, v["error"]["code"].clone()), (403, json!("no_consent")));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("43101")
+    );
+    let (s, _) = send(None, json!({})).await;
+    assert_eq!(s, 401);
+    let (s, _) = send(Some("bogus"), json!({})).await;
+    assert_eq!(s, 401);
+    let (s, v) = send(
+        Some(&t),
+        json!({"touser": d.openid, "template_id": id, "data": {}}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (400, json!("invalid_data"))
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("data.")
+    );
+    let (s, _) = send(
+        Some(&t),
+        json!({"touser": "x", "template_id": id, "data": data}),
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, _) = send(
+        Some(&t),
+        json!({"touser": d.openid, "template_id": "x", "data": data}),
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, _) = app
+        .call(reqwest::Method::GET, "/v1/messages/999999", Some(&t), None)
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = app
+        .call(reqwest::Method::GET, "/v1/messages/abc", Some(&t), None)
+        .await;
+    assert_eq!(s, 404);
+    let r = app
+        .client
+        .post(app.url("/v1/messages"))
+        .bearer_auth(&t)
+        .body("{oops")
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn another_apps_message_is_not_found() {
+    let app = spawn_app().await;
+    let t = app.token().await;
+    let d = app.device("u").await;
+    let id = app.one_time();
+    app.accept(&d, &id).await;
+    let data = app.example_data(&t, &id).await;
+    let v = app
+        .send(
+            &t,
+            json!({"touser": d.openid, "template_id": id, "data": data}),
+        )
+        .await;
+    let msgid = v["msgid"].as_u64().expect("msgid");
+    let (_, other) = app
+        .call(
+            reqwest::Method::POST,
+            "/admin/apps",
+            Some(ADMIN_TOKEN),
+            Some(json!({"name": "o"})),
+        )
+        .await;
+    let ot = app
+        .token_for(
+            other["appid"].as_str().expect("a"),
+            other["secret"].as_str().expect("s"),
+        )
+        .await;
+    let (s, _) = app
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/messages/{msgid}"),
+            Some(&ot),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+}

@@ -1,0 +1,89 @@
+-- tuisong embedded schema, version 1. Times are Unix milliseconds.
+CREATE TABLE apps (
+    appid        TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    secret       TEXT NOT NULL,
+    original_id  TEXT NOT NULL,
+    created_at   INTEGER NOT NULL
+);
+CREATE TABLE access_tokens (
+    token       TEXT PRIMARY KEY,
+    appid       TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    superseded  INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX access_tokens_app ON access_tokens (appid, kind, created_at);
+CREATE TABLE counters (
+    key           TEXT PRIMARY KEY,
+    window_start  INTEGER NOT NULL,
+    count         INTEGER NOT NULL
+);
+CREATE TABLE users (
+    user_id     TEXT PRIMARY KEY,
+    nickname    TEXT NOT NULL,
+    token_hash  TEXT NOT NULL UNIQUE,
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE subscribers (
+    appid        TEXT NOT NULL,
+    openid       TEXT NOT NULL,
+    user_id      TEXT NOT NULL,
+    main_switch  INTEGER NOT NULL DEFAULT 1,
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (appid, openid),
+    UNIQUE (appid, user_id)
+);
+CREATE TABLE login_codes (
+    code         TEXT PRIMARY KEY,
+    appid        TEXT NOT NULL,
+    openid       TEXT NOT NULL,
+    session_key  TEXT NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    used_at      INTEGER
+);
+CREATE TABLE templates (
+    pri_tmpl_id  TEXT PRIMARY KEY,
+    appid        TEXT NOT NULL,
+    tid          INTEGER NOT NULL,
+    title        TEXT NOT NULL,
+    kind         INTEGER NOT NULL,
+    kid_set      TEXT NOT NULL,
+    keywords     TEXT NOT NULL,
+    scene_desc   TEXT NOT NULL,
+    created_at   INTEGER NOT NULL
+);
+CREATE INDEX templates_app ON templates (appid, created_at);
+CREATE TABLE consents (
+    appid           TEXT NOT NULL,
+    openid          TEXT NOT NULL,
+    tmpl_id         TEXT NOT NULL,
+    status          TEXT,
+    remaining       INTEGER NOT NULL DEFAULT 0,
+    switched_off    INTEGER NOT NULL DEFAULT 0,
+    kept            TEXT,
+    granted_total   INTEGER NOT NULL DEFAULT 0,
+    consumed_total  INTEGER NOT NULL DEFAULT 0,
+    updated_at      INTEGER NOT NULL,
+    PRIMARY KEY (appid, openid, tmpl_id)
+);
+CREATE TABLE messages (
+    msgid              INTEGER PRIMARY KEY AUTOINCREMENT,
+    appid              TEXT NOT NULL,
+    openid             TEXT NOT NULL,
+    user_id            TEXT NOT NULL,
+    tmpl_id            TEXT NOT NULL,
+    title              TEXT NOT NULL,
+    page               TEXT,
+    rows               TEXT NOT NULL,
+    data               TEXT NOT NULL,
+    lang               TEXT NOT NULL,
+    miniprogram_state  TEXT NOT NULL,
+    status             TEXT NOT NULL,
+    idempotency_key    TEXT,
+    request_hash       TEXT,
+    created_at         INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX messages_idempotency ON messages (appid, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX messages_user ON messages (appid, openid, msgid);

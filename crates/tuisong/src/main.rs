@@ -1,0 +1,138 @@
+//! The `tuisong` command: `serve` runs the server; `app …` manages apps through the admin
+//! HTTP API (never the database), `bench` measures. Parse → dispatch; errors are printed
+//! with their chain and turn into a non-zero exit code.
+
+mod bench;
+mod cli_app;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tuisong_server::app::AdminTokenSource;
+use tuisong_server::{Application, Overrides, Settings};
+
+#[derive(Parser)]
+#[command(
+    name = "tuisong",
+    version,
+    about = "Self-hosted push on the WeChat subscription-message model"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server (embedded SQLite under ./tuisong-data, 127.0.0.1:8080 by default).
+    Serve {
+        /// Address to listen on, e.g. 0.0.0.0:8080 [env: TUISONG_LISTEN]
+        #[arg(long)]
+        listen: Option<String>,
+        /// Data directory [env: TUISONG_DATA_DIR]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// TOML config file (keys: listen, data_dir, admin_token, demo_app, sqlite_fsync, token_daily_limit)
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Manage apps through the admin API.
+    App(cli_app::AppArgs),
+    /// Benchmarks with a baseline measured in the same run.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TUISONG_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.cmd {
+            Cmd::Serve {
+                listen,
+                data_dir,
+                config,
+            } => serve(listen, data_dir, config).await,
+            Cmd::App(args) => cli_app::run(args).await,
+            Cmd::Bench(args) => bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    config: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let settings = Settings::load(
+        config.as_deref(),
+        std::env::vars(),
+        &Overrides { listen, data_dir },
+    )?;
+    let data_dir = settings.data_dir.clone();
+    let app = Application::build(settings).await?;
+    let base = format!("http://{}", app.local_addr());
+    println!(
+        "tuisong listening on {base} (data in {})",
+        data_dir.display()
+    );
+    match &app.admin_token_source {
+        AdminTokenSource::Settings => println!("admin token: from TUISONG_ADMIN_TOKEN / config"),
+        AdminTokenSource::File(p) => println!("admin token: in {}", p.display()),
+        AdminTokenSource::Generated(p) => {
+            println!("admin token: generated into {} (mode 0600)", p.display())
+        }
+    }
+    if let Some(demo) = &app.demo {
+        let a = &demo.app;
+        println!();
+        println!("First start: created the demo app \"{}\"", a.name);
+        println!("  appid:       {}", a.appid);
+        println!("  secret:      {}", a.secret.expose());
+        println!("  original id: {}", a.original_id);
+        for t in &demo.templates {
+            println!(
+                "  template:    {}  {} (type {})",
+                t.id,
+                t.title,
+                t.kind.code()
+            );
+        }
+        println!();
+        println!("Try:");
+        println!(
+            "  curl '{base}/cgi-bin/token?grant_type=client_credential&appid={}&secret={}'",
+            a.appid,
+            a.secret.expose()
+        );
+        println!("  curl '{base}/wxaapi/newtmpl/gettemplate?access_token=TOKEN'");
+        println!("  README.md walks through a whole send.");
+    }
+    app.run_until_stopped().await?;
+    Ok(())
+}
