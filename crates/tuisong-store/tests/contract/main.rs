@@ -1,0 +1,322 @@
+//! The `Store` contract: behaviour every backend must have, especially under concurrency.
+//! Each check runs against every available backend (`stores()`): the embedded SQLite
+//! store always; others join as they are added (with their env var set).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tuisong_core::consent::{ConsumeRule, Decision, PromptEffect, PromptStatus};
+use tuisong_core::ids::{AppId, OpenId, Secret, TemplateId, UserId, generate_original_id};
+use tuisong_core::library::Library;
+use tuisong_core::store::{
+    AccessToken, AddTemplateOutcome, App, CodeOutcome, LoginCode, NewMessage, SendOutcome, Store,
+    TokenKind, User,
+};
+use tuisong_core::template::{PrivateTemplate, example_data};
+use tuisong_store::{SqliteSettings, SqliteStore};
+
+struct Backend {
+    name: &'static str,
+    store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+async fn stores() -> Vec<Backend> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sqlite = SqliteStore::open(SqliteSettings::new(dir.path().join("t.db"))).expect("sqlite opens");
+    vec![Backend {
+        name: "sqlite",
+        store: Arc::new(sqlite),
+        _dir: dir,
+    }]
+}
+
+struct World {
+    app: App,
+    openid: OpenId,
+    template: PrivateTemplate,
+}
+
+async fn world(store: &Arc<dyn Store>, kind_long_term: bool) -> World {
+    let app = App {
+        appid: AppId::generate(),
+        name: "contract".into(),
+        secret: Secret::new("0".repeat(32)),
+        original_id: generate_original_id(),
+        created_at: 0,
+    };
+    store.create_app(&app).await.expect("app");
+    let user = User {
+        user_id: UserId::generate(),
+        nickname: "n".into(),
+        token_hash: format!("{:064}", rand_u64()),
+        created_at: 0,
+    };
+    store.create_user(&user).await.expect("user");
+    let sub = store
+        .subscriber_for_user(&app.appid, &user.user_id, &OpenId::generate(), 0)
+        .await
+        .expect("subscriber");
+    let lib = Library::builtin();
+    let public = lib
+        .templates
+        .iter()
+        .find(|t| (t.kind.code() == 3) == kind_long_term)
+        .expect("a template of that kind");
+    let kids: Vec<u32> = public.keywords.iter().take(3).map(|k| k.kid).collect();
+    let template = PrivateTemplate::build(lib, &app.appid, public.tid, &kids, "", 0).expect("template");
+    assert_eq!(store.add_template(&template, 25).await.expect("add"), AddTemplateOutcome::Added);
+    World {
+        app,
+        openid: sub.openid,
+        template,
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    N.fetch_add(1, Ordering::SeqCst) * 7919 + std::process::id() as u64
+}
+
+fn grant(t: &TemplateId) -> PromptEffect {
+    PromptEffect {
+        template_id: t.clone(),
+        result: PromptStatus::Accept,
+        shown: true,
+        grant: true,
+        set_status: Some(Decision::Accept),
+        set_kept: None,
+    }
+}
+
+fn message(w: &World, idem: Option<(&str, &str)>) -> NewMessage {
+    NewMessage {
+        appid: w.app.appid.clone(),
+        openid: w.openid.clone(),
+        template_id: w.template.id.clone(),
+        title: w.template.title.clone(),
+        page: None,
+        rows: w.template.render(&example_data(&w.template)).expect("rows"),
+        data: BTreeMap::new(),
+        lang: "zh_CN".into(),
+        miniprogram_state: "formal".into(),
+        consume: ConsumeRule::from(w.template.kind),
+        idempotency: idem.map(|(k, h)| (k.to_owned(), h.to_owned())),
+        created_at: 1,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn consent_is_consumed_exactly_once_per_grant_under_concurrency() {
+    for b in stores().await {
+        let w = world(&b.store, false).await;
+        for _ in 0..10 {
+            b.store.apply_prompt(&w.app.appid, &w.openid, &[grant(&w.template.id)], 1).await.expect("grant");
+        }
+        let mut tasks = Vec::new();
+        for _ in 0..200 {
+            let (s, m) = (b.store.clone(), message(&w, None));
+            tasks.push(tokio::spawn(async move { s.send(&m).await.expect("send") }));
+        }
+        let mut accepted = std::collections::HashSet::new();
+        let mut refused = 0;
+        for t in tasks {
+            match t.await.expect("task") {
+                SendOutcome::Accepted(id) => assert!(accepted.insert(id), "msgids are unique"),
+                SendOutcome::NoConsent => refused += 1,
+                other => panic!("{}: unexpected {other:?}", b.name),
+            }
+        }
+        assert_eq!((accepted.len(), refused), (10, 190), "{}", b.name);
+        let c = b.store.consents(&w.app.appid, &w.openid).await.expect("consents");
+        assert_eq!((c[0].remaining, c[0].consumed_total, c[0].granted_total), (0, 10, 10), "{}", b.name);
+    }
+}
+
+#[tokio::test]
+async fn a_send_to_an_unknown_openid_or_a_switched_off_template_takes_nothing() {
+    for b in stores().await {
+        let w = world(&b.store, false).await;
+        b.store.apply_prompt(&w.app.appid, &w.openid, &[grant(&w.template.id)], 1).await.expect("grant");
+        let mut m = message(&w, None);
+        m.openid = OpenId::generate();
+        assert_eq!(b.store.send(&m).await.expect("send"), SendOutcome::UnknownOpenId, "{}", b.name);
+        b.store.set_item_switch(&w.app.appid, &w.openid, &w.template.id, false, 2).await.expect("off");
+        assert_eq!(b.store.send(&message(&w, None)).await.expect("send"), SendOutcome::NoConsent);
+        b.store.set_item_switch(&w.app.appid, &w.openid, &w.template.id, true, 3).await.expect("on");
+        b.store.set_main_switch(&w.app.appid, &w.openid, false).await.expect("main off");
+        assert_eq!(b.store.send(&message(&w, None)).await.expect("send"), SendOutcome::NoConsent);
+        b.store.set_main_switch(&w.app.appid, &w.openid, true).await.expect("main on");
+        assert!(matches!(b.store.send(&message(&w, None)).await.expect("send"), SendOutcome::Accepted(_)));
+    }
+}
+
+#[tokio::test]
+async fn a_long_term_subscription_is_not_used_up() {
+    for b in stores().await {
+        let w = world(&b.store, true).await;
+        assert_eq!(b.store.send(&message(&w, None)).await.expect("send"), SendOutcome::NoConsent);
+        let mut e = grant(&w.template.id);
+        e.grant = false;
+        b.store.apply_prompt(&w.app.appid, &w.openid, &[e], 1).await.expect("accept");
+        for _ in 0..5 {
+            assert!(matches!(b.store.send(&message(&w, None)).await.expect("send"), SendOutcome::Accepted(_)), "{}", b.name);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_sends_with_one_idempotency_key_make_one_message() {
+    for b in stores().await {
+        let w = world(&b.store, false).await;
+        for _ in 0..5 {
+            b.store.apply_prompt(&w.app.appid, &w.openid, &[grant(&w.template.id)], 1).await.expect("grant");
+        }
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (s, m) = (b.store.clone(), message(&w, Some(("k1", "h1"))));
+            tasks.push(tokio::spawn(async move { s.send(&m).await.expect("send") }));
+        }
+        let mut ids = std::collections::HashSet::new();
+        let mut accepted = 0;
+        for t in tasks {
+            match t.await.expect("task") {
+                SendOutcome::Accepted(id) => {
+                    accepted += 1;
+                    ids.insert(id);
+                }
+                SendOutcome::Replayed(id) => {
+                    ids.insert(id);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!((accepted, ids.len()), (1, 1), "{}", b.name);
+        assert_eq!(
+            b.store.send(&message(&w, Some(("k1", "other")))).await.expect("send"),
+            SendOutcome::IdempotencyConflict
+        );
+        let c = b.store.consents(&w.app.appid, &w.openid).await.expect("consents");
+        assert_eq!(c[0].remaining, 4, "{}: one grant taken", b.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_quota_admits_exactly_its_limit_per_window() {
+    for b in stores().await {
+        let mut tasks = Vec::new();
+        for _ in 0..100 {
+            let s = b.store.clone();
+            tasks.push(tokio::spawn(async move { s.take_quota("q", 1000, 30).await.expect("quota") }));
+        }
+        let mut yes = 0;
+        for t in tasks {
+            yes += usize::from(t.await.expect("task"));
+        }
+        assert_eq!(yes, 30, "{}", b.name);
+        assert!(b.store.take_quota("q", 2000, 30).await.expect("quota"), "a new window resets");
+        assert!(!b.store.take_quota("other", 1000, 0).await.expect("quota"), "limit 0 admits none");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_template_cap_and_duplicates_hold_under_concurrency() {
+    for b in stores().await {
+        let appid = AppId::generate();
+        let lib = Library::builtin();
+        let mut tasks = Vec::new();
+        for public in lib.templates.iter().take(40) {
+            let t = PrivateTemplate::build(lib, &appid, public.tid, &[1, 2], "", 0).expect("template");
+            let s = b.store.clone();
+            tasks.push(tokio::spawn(async move { s.add_template(&t, 25).await.expect("add") }));
+        }
+        let mut added = 0;
+        for t in tasks {
+            if t.await.expect("task") == AddTemplateOutcome::Added {
+                added += 1;
+            }
+        }
+        assert_eq!(added, 25, "{}", b.name);
+        let first = &lib.templates[0];
+        let dup = PrivateTemplate::build(lib, &AppId::generate(), first.tid, &[2, 1], "", 0).expect("t");
+        assert_eq!(b.store.add_template(&dup, 25).await.expect("add"), AddTemplateOutcome::Added);
+        let again = PrivateTemplate::build(lib, &dup.appid, first.tid, &[1, 2], "", 0).expect("t");
+        assert_eq!(b.store.add_template(&again, 25).await.expect("add"), AddTemplateOutcome::Duplicate);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_code_is_used_once_even_when_raced() {
+    for b in stores().await {
+        let w = world(&b.store, false).await;
+        let code = LoginCode {
+            code: "race".into(),
+            appid: w.app.appid.clone(),
+            openid: w.openid.clone(),
+            session_key: "k".into(),
+            expires_at: 10_000,
+        };
+        b.store.insert_login_code(&code).await.expect("code");
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let s = b.store.clone();
+            tasks.push(tokio::spawn(async move { s.consume_login_code("race", 5_000).await.expect("consume") }));
+        }
+        let mut valid = 0;
+        for t in tasks {
+            match t.await.expect("task") {
+                CodeOutcome::Valid { .. } => valid += 1,
+                CodeOutcome::Used => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(valid, 1, "{}", b.name);
+        assert_eq!(b.store.consume_login_code("nope", 5_000).await.expect("c"), CodeOutcome::Unknown);
+        let late = LoginCode { code: "late".into(), ..code };
+        b.store.insert_login_code(&late).await.expect("code");
+        assert_eq!(b.store.consume_login_code("late", 10_001).await.expect("c"), CodeOutcome::Expired);
+    }
+}
+
+#[tokio::test]
+async fn issuing_a_token_cuts_the_older_ones_to_the_grace_period() {
+    for b in stores().await {
+        let appid = AppId::generate();
+        let t = |token: &str, kind, at: i64| AccessToken {
+            token: token.into(),
+            appid: appid.clone(),
+            kind,
+            created_at: at,
+            expires_at: at + 7_200_000,
+            superseded: false,
+        };
+        b.store.issue_token(&t("a", TokenKind::Normal, 0), 300_000).await.expect("a");
+        b.store.issue_token(&t("s", TokenKind::Stable, 0), 300_000).await.expect("s");
+        b.store.issue_token(&t("b", TokenKind::Normal, 1000), 301_000).await.expect("b");
+        let a = b.store.get_token("a").await.expect("get").expect("a");
+        assert_eq!((a.expires_at, a.superseded), (301_000, true), "{}", b.name);
+        let s = b.store.get_token("s").await.expect("get").expect("s");
+        assert_eq!((s.expires_at, s.superseded), (7_200_000, false), "stable tokens are isolated");
+        let latest = b.store.latest_token(&appid, TokenKind::Normal).await.expect("latest").expect("b");
+        assert_eq!(latest.token, "b");
+        assert!(b.store.get_token("zzz").await.expect("get").is_none());
+    }
+}
+
+#[tokio::test]
+async fn reopening_the_database_keeps_everything() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("r.db");
+    let (appid, openid, tid) = {
+        let s: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteSettings::new(&path)).expect("open"));
+        let w = world(&s, false).await;
+        s.apply_prompt(&w.app.appid, &w.openid, &[grant(&w.template.id), grant(&w.template.id)], 1).await.expect("g");
+        assert!(matches!(s.send(&message(&w, None)).await.expect("send"), SendOutcome::Accepted(_)));
+        (w.app.appid, w.openid, w.template.id)
+    };
+    let s = SqliteStore::open(SqliteSettings::new(&path)).expect("reopen");
+    assert!(s.get_app(&appid).await.expect("app").is_some());
+    assert!(s.get_template(&tid).await.expect("t").is_some());
+    let c = s.consents(&appid, &openid).await.expect("consents");
+    assert_eq!((c[0].remaining, c[0].consumed_total), (1, 1));
+}
