@@ -83,6 +83,10 @@ pub enum Error {
     NoConsent,
     #[error("idempotency key reused with a different request")]
     IdempotencyConflict,
+    #[error("refused by the {} rule of the push policy", .0.as_str())]
+    Capped(crate::policy::CapRule),
+    #[error("the message is already {0}")]
+    TooLate(&'static str),
 
     // ---- admin, device and /v1 lookups
     #[error("{0} not found")]

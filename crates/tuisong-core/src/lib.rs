@@ -8,6 +8,8 @@ pub mod error;
 pub mod ids;
 pub mod keyword;
 pub mod library;
+pub mod notify;
+pub mod policy;
 pub mod service;
 pub mod store;
 pub mod template;

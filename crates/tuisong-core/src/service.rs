@@ -2,7 +2,7 @@
 //! device API, the admin API — calls these functions; they hold the business rules and
 //! talk to the [`Store`] and the [`Clock`], never to HTTP or SQL.
 //!
-//! Hot-path state (access tokens, templates) is cached in memory and read through to the
+//! Hot-path state (access tokens, templates, policies, openid → user) is cached in memory and read through to the
 //! store on a miss, so a send costs one store round trip: the atomic send step.
 
 use crate::clock::{Clock, Millis};
@@ -16,21 +16,21 @@ use crate::ids::{
     random_url_safe,
 };
 use crate::library::{Category, Library, PubTemplate};
+use crate::notify::Notifier;
+use crate::policy::{self, Policy, QuietHours};
 use crate::store::{
-    AccessToken, AddTemplateOutcome, App, CodeOutcome, LoginCode, Message, NewMessage, SendOutcome,
-    Store, Subscriber, TokenKind, User,
+    AccessToken, AddTemplateOutcome, App, CodeOutcome, InboxEntry, LoginCode, Message,
+    MessageStatus, NewMessage, SendOutcome, StopOutcome, Store, Subscriber, TimelineEvent,
+    TokenKind, User,
 };
 use crate::template::{PrivateTemplate, TEMPLATE_CAP};
 use base64::Engine;
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 const SECOND: Millis = 1000;
-const DAY: Millis = 86_400 * SECOND;
-/// WeChat's daily quotas reset at midnight Beijing time (UTC+8).
-const BEIJING_OFFSET: Millis = 8 * 3600 * SECOND;
 
 /// Tunables of the platform rules; the defaults are WeChat's numbers (spec §1, §2, §10).
 #[derive(Debug, Clone)]
@@ -70,7 +70,16 @@ pub struct SendRequest {
     pub miniprogram_state: Option<String>,
     pub lang: Option<String>,
     pub idempotency_key: Option<String>,
+    /// Skips quiet hours and caps; draws from the urgent budget (native API only).
+    pub urgent: bool,
+    /// Deliver not before this time (Unix ms; native API only).
+    pub send_at: Option<Millis>,
+    /// Undelivered this long after its send time → expired, grant refunded.
+    pub ttl_seconds: Option<u64>,
 }
+
+/// Longest a message may be scheduled ahead or live before it expires.
+pub const MAX_AHEAD_SECS: u64 = 30 * 86_400;
 
 /// An issued access token, as `/cgi-bin/token` answers it.
 #[derive(Debug, Clone)]
@@ -98,6 +107,7 @@ pub struct Session {
 pub struct SubscriptionSettings {
     pub main_switch: bool,
     pub item_settings: BTreeMap<String, Decision>,
+    pub quiet_hours: Option<QuietHours>,
 }
 
 pub struct Platform {
@@ -107,10 +117,15 @@ pub struct Platform {
     settings: PlatformSettings,
     tokens: RwLock<HashMap<String, AccessToken>>,
     templates: RwLock<HashMap<TemplateId, Arc<PrivateTemplate>>>,
+    policies: RwLock<HashMap<AppId, Arc<Policy>>>,
+    /// (appid, openid) → user; immutable once made, so never invalidated.
+    recipients: RwLock<HashMap<(AppId, OpenId), UserId>>,
+    user_quiet: RwLock<HashMap<UserId, Option<QuietHours>>>,
+    notifier: OnceLock<Arc<dyn Notifier>>,
 }
 
 fn day_start(now: Millis) -> Millis {
-    (now + BEIJING_OFFSET).div_euclid(DAY) * DAY - BEIJING_OFFSET
+    policy::beijing_day_start(now)
 }
 
 /// SHA-256 hex of a device token: what the store keeps instead of the token.
@@ -138,6 +153,21 @@ impl Platform {
             settings,
             tokens: RwLock::new(HashMap::new()),
             templates: RwLock::new(HashMap::new()),
+            policies: RwLock::new(HashMap::new()),
+            recipients: RwLock::new(HashMap::new()),
+            user_quiet: RwLock::new(HashMap::new()),
+            notifier: OnceLock::new(),
+        }
+    }
+
+    /// Wires the delivery layer in; set once at start.
+    pub fn set_notifier(&self, n: Arc<dyn Notifier>) {
+        let _ = self.notifier.set(n);
+    }
+
+    fn publish(&self, entry: &InboxEntry) {
+        if let Some(n) = self.notifier.get() {
+            n.publish(entry);
         }
     }
 
@@ -521,6 +551,7 @@ impl Platform {
                 .into_iter()
                 .filter_map(|c| c.kept.map(|k| (c.template_id.to_string(), k)))
                 .collect(),
+            quiet_hours: self.quiet_hours_of(&user.user_id).await?,
         })
     }
 
@@ -531,8 +562,12 @@ impl Platform {
         appid: &str,
         main_switch: Option<bool>,
         items: &BTreeMap<String, Decision>,
+        quiet_hours: Option<Option<QuietHours>>,
     ) -> Result<SubscriptionSettings> {
         let sub = self.subscriber_of(user, appid).await?;
+        if let Some(Some(q)) = &quiet_hours {
+            q.validate("quietHours")?;
+        }
         let mut resolved = Vec::with_capacity(items.len());
         for (id, d) in items {
             let t = self
@@ -673,8 +708,32 @@ impl Platform {
 
     // ----------------------------------------------------------------- sends
 
-    /// One send: validate, then consume a grant and store the message in one atomic step.
+    /// The user an openid of this app belongs to (cached: the mapping never changes).
+    async fn recipient(&self, appid: &AppId, openid: &OpenId) -> Result<Option<UserId>> {
+        let key = (appid.clone(), openid.clone());
+        if let Some(u) = self.recipients.read().get(&key) {
+            return Ok(Some(u.clone()));
+        }
+        let Some(sub) = self.store.subscriber(appid, openid).await? else {
+            return Ok(None);
+        };
+        self.recipients.write().insert(key, sub.user_id.clone());
+        Ok(Some(sub.user_id))
+    }
+
+    async fn quiet_hours_of(&self, user: &UserId) -> Result<Option<QuietHours>> {
+        if let Some(q) = self.user_quiet.read().get(user) {
+            return Ok(q.clone());
+        }
+        let q = self.store.user_quiet_hours(user).await?;
+        self.user_quiet.write().insert(user.clone(), q.clone());
+        Ok(q)
+    }
+
+    /// One send: validate, apply the push rules, then consume a grant, take the caps and
+    /// store the message in one atomic step. Returns the msgid and whether it was a replay.
     pub async fn send(&self, appid: &AppId, req: SendRequest) -> Result<(MsgId, bool)> {
+        let now = self.now();
         let openid = OpenId::parse(req.touser.trim()).ok_or(Error::OpenIdInvalid)?;
         let template = self
             .app_template(appid, req.template_id.trim())
@@ -711,6 +770,23 @@ impl Platform {
             }
         };
         let rows = template.render(&req.data)?;
+        let max_ahead = MAX_AHEAD_SECS as i64 * SECOND;
+        let send_at = match req.send_at {
+            Some(t) if t > now + max_ahead => {
+                return Err(Error::Invalid("send_at must be within 30 days".into()));
+            }
+            Some(t) if t > now => Some(t),
+            _ => None,
+        };
+        let expires_at = match req.ttl_seconds {
+            None => None,
+            Some(t) if t == 0 || t > MAX_AHEAD_SECS => {
+                return Err(Error::Invalid(
+                    "ttl_seconds must be between 1 and 2592000 (30 days)".into(),
+                ));
+            }
+            Some(t) => Some(send_at.unwrap_or(now) + t as i64 * SECOND),
+        };
         let idempotency = match req.idempotency_key.filter(|k| !k.is_empty()) {
             None => None,
             Some(k) if k.len() > 255 => {
@@ -726,11 +802,37 @@ impl Platform {
                     "data": req.data,
                     "lang": lang,
                     "miniprogram_state": state,
+                    "urgent": req.urgent,
+                    "send_at": send_at,
+                    "ttl_seconds": req.ttl_seconds,
                 });
                 let hash = hex::encode(&Sha256::digest(canonical.to_string().as_bytes())[..16]);
                 Some((k, hash))
             }
         };
+        let user = self
+            .recipient(appid, &openid)
+            .await?
+            .ok_or(Error::OpenIdInvalid)?;
+        let policy = self.policy(appid).await?;
+        let hold = if req.urgent {
+            send_at.map(|t| (MessageStatus::Scheduled, t))
+        } else {
+            let user_quiet = self.quiet_hours_of(&user).await?;
+            let t0 = send_at.unwrap_or(now);
+            match policy::hold_until(policy.quiet_hours.as_ref(), user_quiet.as_ref(), t0) {
+                Some(end) => Some((MessageStatus::Held, end)),
+                None => send_at.map(|t| (MessageStatus::Scheduled, t)),
+            }
+        };
+        let quotas = policy::quota_checks(
+            &policy,
+            appid.as_str(),
+            openid.as_str(),
+            template.id.as_str(),
+            req.urgent,
+            now,
+        );
         let msg = NewMessage {
             appid: appid.clone(),
             openid,
@@ -743,14 +845,24 @@ impl Platform {
             miniprogram_state: state.to_owned(),
             consume: ConsumeRule::from(template.kind),
             idempotency,
-            created_at: self.now(),
+            urgent: req.urgent,
+            hold,
+            expires_at,
+            quotas,
+            created_at: now,
         };
         match self.store.send(&msg).await? {
-            SendOutcome::Accepted(id) => Ok((id, false)),
+            SendOutcome::Accepted { msgid, entry } => {
+                if let Some(e) = entry {
+                    self.publish(&e);
+                }
+                Ok((msgid, false))
+            }
             SendOutcome::Replayed(id) => Ok((id, true)),
             SendOutcome::IdempotencyConflict => Err(Error::IdempotencyConflict),
             SendOutcome::UnknownOpenId => Err(Error::OpenIdInvalid),
             SendOutcome::NoConsent => Err(Error::NoConsent),
+            SendOutcome::Capped(rule) => Err(Error::Capped(rule)),
         }
     }
 
@@ -759,6 +871,125 @@ impl Platform {
             .get_message(appid, MsgId(msgid))
             .await?
             .ok_or(Error::NotFound("message"))
+    }
+
+    /// A message and its timeline: `accepted` from the message itself, then every
+    /// recorded event (held, scheduled, released, delivered per device, opened,
+    /// converted, recalled, expired, cancelled) in the order they happened.
+    pub async fn message_timeline(&self, appid: &AppId, msgid: u64) -> Result<(Message, Vec<TimelineEvent>)> {
+        let m = self.message(appid, msgid).await?;
+        let mut events = vec![TimelineEvent {
+            at: m.created_at,
+            event: "accepted".into(),
+            device: None,
+            detail: m.urgent.then(|| "urgent".to_owned()),
+        }];
+        events.extend(self.store.timeline(m.msgid).await?);
+        Ok((m, events))
+    }
+
+    /// Cancel (before delivery) or recall (before or after). Pending messages are
+    /// cancelled and refunded; delivered ones get a tombstone on every device.
+    pub async fn stop_message(&self, appid: &AppId, msgid: u64, recall: bool) -> Result<&'static str> {
+        match self.store.stop_message(appid, MsgId(msgid), recall, self.now()).await? {
+            StopOutcome::Cancelled { tombstone, .. } => {
+                if let Some(t) = tombstone {
+                    self.publish(&t);
+                }
+                Ok("cancelled")
+            }
+            StopOutcome::Recalled { tombstone } => {
+                self.publish(&tombstone);
+                Ok("recalled")
+            }
+            StopOutcome::TooLate(s) => Err(Error::TooLate(s.as_str())),
+            StopOutcome::NotFound => Err(Error::NotFound("message")),
+        }
+    }
+
+    /// The app reports a conversion that came from one of its messages.
+    pub async fn conversion(&self, appid: &AppId, msgid: u64, event: &str, value: Option<f64>) -> Result<()> {
+        let event = event.trim();
+        if event.is_empty() || event.chars().count() > 64 || event.chars().any(char::is_control) {
+            return Err(Error::Invalid("event must be 1 to 64 characters".into()));
+        }
+        if value.is_some_and(|v| !v.is_finite()) {
+            return Err(Error::Invalid("value must be a finite number".into()));
+        }
+        let detail = serde_json::json!({"event": event, "value": value}).to_string();
+        if self
+            .store
+            .add_event(appid, MsgId(msgid), "converted", Some(&detail), self.now())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::NotFound("message"))
+        }
+    }
+
+    // ------------------------------------------------------------- delivery
+
+    pub async fn inbox(&self, user: &User, after_seq: u64, limit: usize) -> Result<Vec<InboxEntry>> {
+        Ok(self.store.inbox(&user.user_id, after_seq, limit.clamp(1, 500)).await?)
+    }
+
+    /// A device acknowledged a message; true when it was the first delivery.
+    pub async fn ack(&self, user: &UserId, msgid: u64, device: &str) -> Result<bool> {
+        Ok(self.store.ack(user, MsgId(msgid), device, self.now()).await?)
+    }
+
+    /// The user tapped a card: counts the click, returns the message (for its page).
+    pub async fn open(&self, user: &UserId, msgid: u64, device: &str) -> Result<Message> {
+        self.store
+            .open(user, MsgId(msgid), device, self.now())
+            .await?
+            .ok_or(Error::NotFound("message"))
+    }
+
+    /// One pass of the time-driven work: expire what is past its TTL, then release what
+    /// is due. Returns how many of each.
+    pub async fn run_due(&self) -> Result<(usize, usize)> {
+        let now = self.now();
+        let mut expired = 0;
+        loop {
+            let n = self.store.expire_due(now, 500).await?.len();
+            expired += n;
+            if n < 500 {
+                break;
+            }
+        }
+        let mut released = 0;
+        loop {
+            let entries = self.store.release_due(now, 500).await?;
+            for e in &entries {
+                self.publish(e);
+            }
+            released += entries.len();
+            if entries.len() < 500 {
+                break;
+            }
+        }
+        Ok((expired, released))
+    }
+
+    // ---------------------------------------------------------------- policy
+
+    pub async fn policy(&self, appid: &AppId) -> Result<Arc<Policy>> {
+        if let Some(p) = self.policies.read().get(appid) {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(self.store.get_policy(appid).await?.unwrap_or_default());
+        self.policies.write().insert(appid.clone(), p.clone());
+        Ok(p)
+    }
+
+    pub async fn set_policy(&self, appid: &AppId, p: Policy) -> Result<Arc<Policy>> {
+        p.validate()?;
+        self.store.set_policy(appid, &p).await?;
+        let p = Arc::new(p);
+        self.policies.write().insert(appid.clone(), p.clone());
+        Ok(p)
     }
 
     // ---------------------------------------------------------------- ledger

@@ -12,6 +12,7 @@
 use crate::clock::Millis;
 use crate::consent::{ConsentState, ConsumeRule, PromptEffect};
 use crate::ids::{AppId, MsgId, OpenId, Secret, TemplateId, UserId};
+use crate::policy::{CapRule, Policy, QuietHours, QuotaCheck};
 use crate::template::{PrivateTemplate, Row};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -141,41 +142,80 @@ pub struct NewMessage {
     pub consume: ConsumeRule,
     /// (key, hash of the request) when the caller gave an idempotency key.
     pub idempotency: Option<(String, String)>,
+    pub urgent: bool,
+    /// Not deliverable before this time: `Scheduled` (send_at) or `Held` (quiet hours).
+    pub hold: Option<(MessageStatus, Millis)>,
+    pub expires_at: Option<Millis>,
+    /// Counters that must all admit the send, in the same atomic step.
+    pub quotas: Vec<QuotaCheck>,
     pub created_at: Millis,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendOutcome {
-    Accepted(MsgId),
+    /// Stored; `entry` is its inbox entry when it is deliverable at once.
+    Accepted { msgid: MsgId, entry: Option<InboxEntry> },
     /// Same idempotency key, same request: the first message, nothing consumed again.
     Replayed(MsgId),
     IdempotencyConflict,
     UnknownOpenId,
     NoConsent,
+    Capped(CapRule),
 }
 
+/// Where a message is in its life. Final: delivered may still become recalled;
+/// recalled, expired and cancelled are final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageStatus {
-    /// Stored, consent consumed, waiting for delivery.
+    /// Waiting for its `send_at`.
+    Scheduled,
+    /// Waiting for quiet hours to end.
+    Held,
+    /// In the user's inbox, not yet acknowledged by any device.
     Accepted,
+    /// Acknowledged by at least one device.
+    Delivered,
+    Recalled,
+    Expired,
+    Cancelled,
 }
 
 impl MessageStatus {
+    pub const ALL: [MessageStatus; 7] = [
+        MessageStatus::Scheduled,
+        MessageStatus::Held,
+        MessageStatus::Accepted,
+        MessageStatus::Delivered,
+        MessageStatus::Recalled,
+        MessageStatus::Expired,
+        MessageStatus::Cancelled,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
+            MessageStatus::Scheduled => "scheduled",
+            MessageStatus::Held => "held",
             MessageStatus::Accepted => "accepted",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Recalled => "recalled",
+            MessageStatus::Expired => "expired",
+            MessageStatus::Cancelled => "cancelled",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "accepted" => Some(MessageStatus::Accepted),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+    /// Not yet delivered and not final: cancel refunds, TTL expires it.
+    pub fn is_pending(self) -> bool {
+        matches!(self, MessageStatus::Scheduled | MessageStatus::Held | MessageStatus::Accepted)
+    }
+    /// A message entry in this state is not shown on a device.
+    pub fn is_gone(self) -> bool {
+        matches!(self, MessageStatus::Recalled | MessageStatus::Expired | MessageStatus::Cancelled)
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub msgid: MsgId,
     pub appid: AppId,
@@ -188,7 +228,70 @@ pub struct Message {
     pub lang: String,
     pub miniprogram_state: String,
     pub status: MessageStatus,
+    pub urgent: bool,
+    /// When it becomes (or became) deliverable.
+    pub release_at: Millis,
+    pub expires_at: Option<Millis>,
     pub created_at: Millis,
+    pub delivered_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    /// A notification card.
+    Message,
+    /// A tombstone: the card with this msgid was recalled.
+    Recall,
+}
+
+impl EntryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Message => "message",
+            EntryKind::Recall => "recall",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "message" => Some(EntryKind::Message),
+            "recall" => Some(EntryKind::Recall),
+            _ => None,
+        }
+    }
+}
+
+/// One entry of a user's inbox. `seq` counts 1, 2, 3 … per user without gaps, so a
+/// device's cursor (the last seq it saw) says exactly what it is missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxEntry {
+    pub user_id: UserId,
+    pub seq: u64,
+    pub kind: EntryKind,
+    pub message: Message,
+}
+
+/// One line of a message's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEvent {
+    pub at: Millis,
+    pub event: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopOutcome {
+    /// It had not been delivered: cancelled, the grant given back (one-time templates).
+    /// A tombstone is written when the card may already be on a device.
+    Cancelled { refunded: bool, tombstone: Option<InboxEntry> },
+    /// It had been delivered: recalled, with a tombstone for the devices.
+    Recalled { tombstone: InboxEntry },
+    /// Nothing changed: the message is in this state.
+    TooLate(MessageStatus),
+    NotFound,
 }
 
 #[async_trait]
@@ -291,4 +394,56 @@ pub trait Store: Send + Sync + 'static {
     async fn send(&self, msg: &NewMessage) -> Result<SendOutcome, StoreError>;
     async fn get_message(&self, appid: &AppId, msgid: MsgId)
     -> Result<Option<Message>, StoreError>;
+    async fn timeline(&self, msgid: MsgId) -> Result<Vec<TimelineEvent>, StoreError>;
+    /// Cancel (`recall = false`: only before delivery) or recall (`recall = true`: also
+    /// after delivery). Pending messages are cancelled and their one-time grant refunded.
+    async fn stop_message(
+        &self,
+        appid: &AppId,
+        msgid: MsgId,
+        recall: bool,
+        now: Millis,
+    ) -> Result<StopOutcome, StoreError>;
+    /// Records an event on the timeline of one of the app's messages; false if unknown.
+    async fn add_event(
+        &self,
+        appid: &AppId,
+        msgid: MsgId,
+        event: &str,
+        detail: Option<&str>,
+        now: Millis,
+    ) -> Result<bool, StoreError>;
+
+    // ---- delivery
+    /// Inbox entries of a user after `after_seq`, in order, at most `limit`.
+    async fn inbox(
+        &self,
+        user_id: &UserId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<InboxEntry>, StoreError>;
+    /// A device acknowledged a message of its user. True when this made it `delivered`.
+    async fn ack(&self, user_id: &UserId, msgid: MsgId, device: &str, now: Millis) -> Result<bool, StoreError>;
+    /// The user tapped a card; returns the message (for its page) if it is the user's.
+    async fn open(
+        &self,
+        user_id: &UserId,
+        msgid: MsgId,
+        device: &str,
+        now: Millis,
+    ) -> Result<Option<Message>, StoreError>;
+    /// Makes scheduled and held messages whose time has come deliverable.
+    async fn release_due(&self, now: Millis, limit: usize) -> Result<Vec<InboxEntry>, StoreError>;
+    /// Expires undelivered messages past their TTL and refunds their grants.
+    async fn expire_due(&self, now: Millis, limit: usize) -> Result<Vec<MsgId>, StoreError>;
+
+    // ---- policy
+    async fn get_policy(&self, appid: &AppId) -> Result<Option<Policy>, StoreError>;
+    async fn set_policy(&self, appid: &AppId, policy: &Policy) -> Result<(), StoreError>;
+    async fn user_quiet_hours(&self, user_id: &UserId) -> Result<Option<QuietHours>, StoreError>;
+    async fn set_user_quiet_hours(
+        &self,
+        user_id: &UserId,
+        q: Option<&QuietHours>,
+    ) -> Result<(), StoreError>;
 }

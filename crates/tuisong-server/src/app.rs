@@ -4,7 +4,9 @@
 
 use crate::settings::Settings;
 use crate::state::AppState;
-use crate::{admin, client, demo, v1, wechat};
+use crate::gateway::Hub;
+use crate::state::Limits;
+use crate::{admin, client, demo, gateway, v1, wechat};
 use anyhow::Context;
 use axum::Router;
 use axum::http::StatusCode;
@@ -30,6 +32,8 @@ pub enum AdminTokenSource {
 
 pub struct Application {
     listener: TcpListener,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    worker_tick: std::time::Duration,
     addr: SocketAddr,
     router: Router,
     pub state: AppState,
@@ -119,15 +123,25 @@ impl Application {
         } else {
             None
         };
+        let hub = Arc::new(Hub::default());
+        platform.set_notifier(hub.clone());
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let state = AppState {
             platform,
             admin_token: Arc::new(token),
+            hub,
+            limits: Limits {
+                max_connections: settings.max_connections,
+                ping_interval: settings.ping_interval,
+            },
+            shutdown: shutdown_rx,
         };
         let router = Router::new()
             .merge(wechat::router())
             .merge(v1::router())
             .merge(client::router())
             .merge(admin::router())
+            .route("/client/v1/ws", axum::routing::get(gateway::upgrade))
             .route("/healthz", axum::routing::get(healthz))
             .fallback(not_found)
             .with_state(state.clone());
@@ -140,6 +154,8 @@ impl Application {
         let addr = listener.local_addr()?;
         Ok(Application {
             listener,
+            shutdown,
+            worker_tick: settings.worker_tick,
             addr,
             router,
             state,
@@ -161,14 +177,48 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `stop` completes, then drains in-flight requests.
+    /// Serves until `stop` completes, then drains in-flight requests, closes device
+    /// sessions and stops the workers.
     pub async fn run_until(
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
+        let worker = tokio::spawn(run_workers(
+            self.state.platform.clone(),
+            self.worker_tick,
+            self.state.shutdown.clone(),
+        ));
+        let shutdown = self.shutdown;
+        let stop = async move {
+            stop.await;
+            let _ = shutdown.send(true);
+        };
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(stop)
-            .await
+            .await;
+        let _ = worker.await;
+        served
+    }
+}
+
+/// The time-driven work (scheduled sends, quiet-hour releases, TTL expiry), once per
+/// tick. Every step is a conditional update in the store, so several nodes may run it.
+async fn run_workers(
+    platform: Arc<Platform>,
+    tick: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut timer = tokio::time::interval(tick);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = timer.tick() => {
+                if let Err(e) = platform.run_due().await {
+                    tracing::error!(error = %e, "scheduler step failed; retrying next tick");
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
     }
 }
 

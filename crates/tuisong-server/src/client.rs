@@ -8,13 +8,14 @@ use crate::state::AppState;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
 use tuisong_core::Error;
 use tuisong_core::consent::{Decision, PromptRequest};
+use tuisong_core::policy::QuietHours;
 use tuisong_core::service::SubscriptionSettings;
 use tuisong_core::store::User;
 
@@ -24,6 +25,9 @@ pub fn router() -> Router<AppState> {
         .route("/client/v1/login", post(login))
         .route("/client/v1/subscribe", post(subscribe))
         .route("/client/v1/settings", get(settings).put(update_settings))
+        .route("/client/v1/inbox", get(inbox))
+        .route("/client/v1/messages/{msgid}/ack", post(ack))
+        .route("/client/v1/messages/{msgid}/open", post(open))
 }
 
 async fn user_of(state: &AppState, headers: &HeaderMap) -> Result<User, ApiError> {
@@ -117,7 +121,7 @@ fn settings_json(s: &SubscriptionSettings) -> Value {
         .iter()
         .map(|(k, d)| (k.clone(), json!(d.as_str())))
         .collect();
-    json!({"mainSwitch": s.main_switch, "itemSettings": items})
+    json!({"mainSwitch": s.main_switch, "itemSettings": items, "quietHours": s.quiet_hours})
 }
 
 async fn settings(
@@ -162,9 +166,80 @@ async fn update_settings(
         }
         Some(_) => return Err(Error::Invalid("itemSettings must be an object".into()).into()),
     }
+    let quiet = match b.get("quietHours") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(v) => Some(Some(serde_json::from_value::<QuietHours>(v.clone()).map_err(|e| {
+            Error::Invalid(format!(
+                "quietHours must be {{\"start\":\"22:00\",\"end\":\"08:00\",\"utc_offset\":\"+08:00\"}} or null: {e}"
+            ))
+        })?)),
+    };
     let s = state
         .platform
-        .update_settings(&user, &appid, main, &items)
+        .update_settings(&user, &appid, main, &items, quiet)
         .await?;
     Ok(Json(settings_json(&s)))
+}
+
+/// `GET /client/v1/inbox?cursor=N&limit=M`: what a WebSocket session would send after
+/// `cursor`, as a list, plus the cursor to ask with next time.
+async fn inbox(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let user = user_of(&state, &headers).await?;
+    let num = |key: &str, default: u64| -> Result<u64, Error> {
+        match q.get(key).filter(|v| !v.is_empty()) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| Error::Invalid(format!("{key} must be a non-negative integer"))),
+        }
+    };
+    let cursor = num("cursor", 0)?;
+    let limit = num("limit", 100)?.clamp(1, 500) as usize;
+    let entries = state.platform.inbox(&user, cursor, limit).await?;
+    let now = state.platform.now();
+    let next = entries.last().map_or(cursor, |e| e.seq);
+    let frames: Vec<Value> = entries
+        .iter()
+        .filter_map(|e| crate::gateway::entry_frame(e, now))
+        .map(|f| serde_json::to_value(f).unwrap_or(Value::Null))
+        .collect();
+    Ok(Json(json!({"entries": frames, "cursor": next, "more": entries.len() == limit})))
+}
+
+fn device_name(headers: &HeaderMap) -> String {
+    headers
+        .get("x-device")
+        .and_then(|v| v.to_str().ok())
+        .map(|d| d.chars().filter(|c| !c.is_control()).take(64).collect::<String>())
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "http".to_owned())
+}
+
+fn msgid_of(s: &str) -> Result<u64, Error> {
+    s.parse().map_err(|_| Error::NotFound("message"))
+}
+
+/// `POST /client/v1/messages/{msgid}/ack`: the HTTP twin of the `ack` frame.
+async fn ack(State(state): State<AppState>, headers: HeaderMap, Path(msgid): Path<String>) -> ApiResult {
+    let user = user_of(&state, &headers).await?;
+    let first = state
+        .platform
+        .ack(&user.user_id, msgid_of(&msgid)?, &device_name(&headers))
+        .await?;
+    Ok(Json(json!({"ok": true, "first_delivery": first})))
+}
+
+/// `POST /client/v1/messages/{msgid}/open`: the HTTP twin of the `open` frame.
+async fn open(State(state): State<AppState>, headers: HeaderMap, Path(msgid): Path<String>) -> ApiResult {
+    let user = user_of(&state, &headers).await?;
+    let m = state
+        .platform
+        .open(&user.user_id, msgid_of(&msgid)?, &device_name(&headers))
+        .await?;
+    Ok(Json(json!({"msgid": m.msgid, "appid": m.appid, "page": m.page})))
 }

@@ -102,6 +102,8 @@ pub fn api_status(e: &Error) -> (StatusCode, &'static str) {
         Error::DataInvalid { .. } => (S::BAD_REQUEST, "invalid_data"),
         Error::NoConsent => (S::FORBIDDEN, "no_consent"),
         Error::IdempotencyConflict => (S::CONFLICT, "idempotency_conflict"),
+        Error::Capped(_) => (S::TOO_MANY_REQUESTS, "rate_limited"),
+        Error::TooLate(_) => (S::CONFLICT, "too_late"),
         Error::NotFound(_) => (S::NOT_FOUND, "not_found"),
         Error::Invalid(_) => (S::BAD_REQUEST, "invalid_request"),
         Error::Unauthorized => (S::UNAUTHORIZED, "unauthorized"),

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod app;
 pub mod client;
 pub mod demo;
+pub mod gateway;
 pub mod http;
 pub mod render;
 pub mod settings;

@@ -68,6 +68,10 @@ pub fn message_json(m: &Message) -> Value {
         "lang": m.lang,
         "miniprogram_state": m.miniprogram_state,
         "status": m.status.as_str(),
+        "urgent": m.urgent,
         "created_at": m.created_at,
+        "release_at": m.release_at,
+        "expires_at": m.expires_at,
+        "delivered_at": m.delivered_at,
     })
 }

@@ -19,6 +19,11 @@ pub struct Settings {
     /// fsync every commit. Only benchmarks of throwaway data turn this off.
     pub sqlite_fsync: bool,
     pub platform: PlatformSettings,
+    /// How often the scheduler releases due messages and expires old ones.
+    pub worker_tick: std::time::Duration,
+    /// Device sessions get a ping this often; silent twice as long, they are closed.
+    pub ping_interval: std::time::Duration,
+    pub max_connections: usize,
 }
 
 impl Default for Settings {
@@ -30,6 +35,9 @@ impl Default for Settings {
             demo_app: true,
             sqlite_fsync: true,
             platform: PlatformSettings::default(),
+            worker_tick: std::time::Duration::from_secs(1),
+            ping_interval: std::time::Duration::from_secs(30),
+            max_connections: 200_000,
         }
     }
 }
@@ -57,6 +65,9 @@ struct FileSettings {
     demo_app: Option<bool>,
     sqlite_fsync: Option<bool>,
     token_daily_limit: Option<u64>,
+    worker_tick_ms: Option<u64>,
+    ping_interval_secs: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 /// Values given on the command line (highest precedence).
@@ -128,6 +139,27 @@ impl Settings {
             }
             if let Some(v) = f.token_daily_limit {
                 s.platform.token_daily_limit = v;
+            }
+            if let Some(v) = f.worker_tick_ms {
+                if !(10..=60_000).contains(&v) {
+                    return Err(SettingsError::Value {
+                        key: "worker_tick_ms".into(),
+                        message: "must be between 10 and 60000".into(),
+                    });
+                }
+                s.worker_tick = std::time::Duration::from_millis(v);
+            }
+            if let Some(v) = f.ping_interval_secs {
+                if !(1..=3600).contains(&v) {
+                    return Err(SettingsError::Value {
+                        key: "ping_interval_secs".into(),
+                        message: "must be between 1 and 3600".into(),
+                    });
+                }
+                s.ping_interval = std::time::Duration::from_secs(v);
+            }
+            if let Some(v) = f.max_connections {
+                s.max_connections = v;
             }
         }
         for (k, v) in env {

@@ -1,6 +1,7 @@
-//! The native JSON API under /v1 for app servers: what WeChat lacks (idempotency, the
-//! readable consent ledger, message status). `Authorization: Bearer <access_token>`;
-//! errors are HTTP 4xx/5xx with `{"error": {"code", "message"}}`.
+//! The native JSON API under /v1 for app servers: what WeChat lacks (urgent, TTL,
+//! scheduling, idempotency, cancel and recall, conversions, the readable consent ledger,
+//! message timelines, the push policy). `Authorization: Bearer <access_token>`; errors
+//! are HTTP 4xx/5xx with `{"error": {"code", "message"}}`.
 
 use crate::http::{ApiError, ApiResult, bearer, json_object, opt_str};
 use crate::render;
@@ -12,19 +13,47 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
-use serde_json::json;
+use serde_json::{Map, Value, json};
 use tuisong_core::Error;
 use tuisong_core::ids::AppId;
+use tuisong_core::policy::Policy;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/messages", post(send))
         .route("/v1/messages/{msgid}", get(message))
+        .route("/v1/messages/{msgid}/cancel", post(cancel))
+        .route("/v1/messages/{msgid}/recall", post(recall))
+        .route("/v1/messages/{msgid}/conversions", post(conversion))
         .route("/v1/consents/{openid}", get(consents))
+        .route("/v1/policy", get(get_policy).put(put_policy))
 }
 
 async fn app_of(state: &AppState, headers: &HeaderMap) -> Result<AppId, ApiError> {
     Ok(state.platform.authenticate(bearer(headers)).await?)
+}
+
+fn msgid_of(s: &str) -> Result<u64, Error> {
+    s.parse().map_err(|_| Error::NotFound("message"))
+}
+
+fn bool_field(b: &Map<String, Value>, key: &str) -> Result<bool, Error> {
+    match b.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(v)) => Ok(*v),
+        Some(_) => Err(Error::Invalid(format!("{key} must be a boolean"))),
+    }
+}
+
+fn uint_field(b: &Map<String, Value>, key: &str) -> Result<Option<u64>, Error> {
+    match b.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| Error::Invalid(format!("{key} must be a non-negative integer"))),
+        Some(_) => Err(Error::Invalid(format!("{key} must be a non-negative integer"))),
+    }
 }
 
 async fn send(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
@@ -32,28 +61,57 @@ async fn send(State(state): State<AppState>, headers: HeaderMap, body: Bytes) ->
     let b = json_object(&body)?;
     let mut req = send_request(&b)?;
     req.idempotency_key = opt_str(&b, "idempotency_key");
+    req.urgent = bool_field(&b, "urgent")?;
+    req.ttl_seconds = uint_field(&b, "ttl_seconds")?;
+    req.send_at = uint_field(&b, "send_at")?
+        .map(|secs| i64::try_from(secs).unwrap_or(i64::MAX / 1000).saturating_mul(1000));
     let (msgid, replayed) = state.platform.send(&appid, req).await?;
-    Ok(Json(
-        json!({"msgid": msgid, "status": "accepted", "replayed": replayed}),
-    ))
+    let m = state.platform.message(&appid, msgid.0).await?;
+    Ok(Json(json!({"msgid": msgid, "status": m.status.as_str(), "replayed": replayed})))
 }
 
-async fn message(
+async fn message(State(state): State<AppState>, headers: HeaderMap, Path(msgid): Path<String>) -> ApiResult {
+    let appid = app_of(&state, &headers).await?;
+    let (m, timeline) = state.platform.message_timeline(&appid, msgid_of(&msgid)?).await?;
+    let mut v = render::message_json(&m);
+    v["timeline"] = json!(timeline);
+    Ok(Json(v))
+}
+
+async fn cancel(State(state): State<AppState>, headers: HeaderMap, Path(msgid): Path<String>) -> ApiResult {
+    let appid = app_of(&state, &headers).await?;
+    let status = state.platform.stop_message(&appid, msgid_of(&msgid)?, false).await?;
+    Ok(Json(json!({"msgid": msgid_of(&msgid)?, "status": status})))
+}
+
+async fn recall(State(state): State<AppState>, headers: HeaderMap, Path(msgid): Path<String>) -> ApiResult {
+    let appid = app_of(&state, &headers).await?;
+    let status = state.platform.stop_message(&appid, msgid_of(&msgid)?, true).await?;
+    Ok(Json(json!({"msgid": msgid_of(&msgid)?, "status": status})))
+}
+
+async fn conversion(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(msgid): Path<String>,
+    body: Bytes,
 ) -> ApiResult {
     let appid = app_of(&state, &headers).await?;
-    let id: u64 = msgid.parse().map_err(|_| Error::NotFound("message"))?;
-    let m = state.platform.message(&appid, id).await?;
-    Ok(Json(render::message_json(&m)))
+    let b = json_object(&body)?;
+    let event = match b.get("event") {
+        Some(Value::String(s)) => s.clone(),
+        _ => return Err(Error::Invalid("event is required".into()).into()),
+    };
+    let value = match b.get("value") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(_) => return Err(Error::Invalid("value must be a number".into()).into()),
+    };
+    state.platform.conversion(&appid, msgid_of(&msgid)?, &event, value).await?;
+    Ok(Json(json!({"ok": true})))
 }
 
-async fn consents(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(openid): Path<String>,
-) -> ApiResult {
+async fn consents(State(state): State<AppState>, headers: HeaderMap, Path(openid): Path<String>) -> ApiResult {
     let appid = app_of(&state, &headers).await?;
     let (sub, entries) = state.platform.ledger(&appid, &openid).await?;
     let templates: Vec<_> = entries
@@ -65,4 +123,19 @@ async fn consents(
         "main_switch": sub.main_switch,
         "templates": templates,
     })))
+}
+
+async fn get_policy(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let appid = app_of(&state, &headers).await?;
+    let p = state.platform.policy(&appid).await?;
+    Ok(Json(json!(*p)))
+}
+
+async fn put_policy(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let appid = app_of(&state, &headers).await?;
+    let b = json_object(&body)?;
+    let p: Policy = serde_json::from_value(Value::Object(b))
+        .map_err(|e| Error::Invalid(format!("policy: {e}")))?;
+    let p = state.platform.set_policy(&appid, p).await?;
+    Ok(Json(json!(*p)))
 }

@@ -322,7 +322,7 @@ pub fn send_request(b: &serde_json::Map<String, Value>) -> Result<SendRequest, E
         data: coerce_data(b.get("data"))?,
         miniprogram_state: opt_str(b, "miniprogram_state"),
         lang: opt_str(b, "lang"),
-        idempotency_key: None,
+        ..SendRequest::default()
     })
 }
 

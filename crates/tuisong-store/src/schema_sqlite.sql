@@ -24,7 +24,10 @@ CREATE TABLE users (
     user_id     TEXT PRIMARY KEY,
     nickname    TEXT NOT NULL,
     token_hash  TEXT NOT NULL UNIQUE,
-    created_at  INTEGER NOT NULL
+    created_at  INTEGER NOT NULL,
+    -- last seq of the user's inbox: entries count 1, 2, 3 … without gaps
+    inbox_seq   INTEGER NOT NULL DEFAULT 0,
+    quiet_hours TEXT
 );
 CREATE TABLE subscribers (
     appid        TEXT NOT NULL,
@@ -83,7 +86,44 @@ CREATE TABLE messages (
     status             TEXT NOT NULL,
     idempotency_key    TEXT,
     request_hash       TEXT,
-    created_at         INTEGER NOT NULL
+    created_at         INTEGER NOT NULL,
+    urgent             INTEGER NOT NULL DEFAULT 0,
+    consume_rule       TEXT NOT NULL,
+    release_at         INTEGER NOT NULL,
+    expires_at         INTEGER,
+    delivered_at       INTEGER,
+    opened_at          INTEGER,
+    final_at           INTEGER
 );
 CREATE UNIQUE INDEX messages_idempotency ON messages (appid, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX messages_user ON messages (appid, openid, msgid);
+CREATE INDEX messages_due ON messages (release_at) WHERE status IN ('held', 'scheduled');
+CREATE INDEX messages_ttl ON messages (expires_at) WHERE expires_at IS NOT NULL AND status IN ('held', 'scheduled', 'accepted');
+-- each user's ordered stream of cards and tombstones
+CREATE TABLE inbox (
+    user_id  TEXT NOT NULL,
+    seq      INTEGER NOT NULL,
+    kind     TEXT NOT NULL,
+    msgid    INTEGER NOT NULL,
+    at       INTEGER NOT NULL,
+    PRIMARY KEY (user_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE deliveries (
+    msgid   INTEGER NOT NULL,
+    device  TEXT NOT NULL,
+    at      INTEGER NOT NULL,
+    PRIMARY KEY (msgid, device)
+) WITHOUT ROWID;
+CREATE TABLE message_events (
+    id      INTEGER PRIMARY KEY,
+    msgid   INTEGER NOT NULL,
+    at      INTEGER NOT NULL,
+    event   TEXT NOT NULL,
+    device  TEXT,
+    detail  TEXT
+);
+CREATE INDEX message_events_msg ON message_events (msgid, id);
+CREATE TABLE policies (
+    appid   TEXT PRIMARY KEY,
+    policy  TEXT NOT NULL
+);

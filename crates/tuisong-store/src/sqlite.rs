@@ -17,9 +17,11 @@ use tuisong_core::clock::Millis;
 use tuisong_core::consent::{ConsentState, ConsumeRule, Decision, PromptEffect};
 use tuisong_core::ids::{AppId, MsgId, OpenId, Secret, TemplateId, UserId};
 use tuisong_core::library::TemplateKind;
+use tuisong_core::policy::{Policy, QuietHours};
 use tuisong_core::store::{
-    AccessToken, AddTemplateOutcome, App, CodeOutcome, LoginCode, Message, MessageStatus,
-    NewMessage, SendOutcome, Store, StoreError, Subscriber, TokenKind, User,
+    AccessToken, AddTemplateOutcome, App, CodeOutcome, EntryKind, InboxEntry, LoginCode, Message,
+    MessageStatus, NewMessage, SendOutcome, StopOutcome, Store, StoreError, Subscriber,
+    TimelineEvent, TokenKind, User,
 };
 use tuisong_core::template::PrivateTemplate;
 
@@ -318,26 +320,90 @@ fn consent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConsentState> {
     })
 }
 
-const MESSAGE_COLS: &str = "msgid, appid, openid, user_id, tmpl_id, title, page, rows, lang, miniprogram_state, status, created_at";
+const MESSAGE_COLS: &str = "m.msgid, m.appid, m.openid, m.user_id, m.tmpl_id, m.title, m.page, m.rows, m.lang, \
+     m.miniprogram_state, m.status, m.created_at, m.urgent, m.release_at, m.expires_at, m.delivered_at";
 
-fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
-    let rows: String = r.get(7)?;
-    let status: String = r.get(10)?;
+/// Maps the 16 columns of `MESSAGE_COLS` starting at `at`.
+fn message_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Message> {
+    let rows: String = r.get(at + 7)?;
+    let status: String = r.get(at + 10)?;
     Ok(Message {
-        msgid: MsgId(r.get::<_, i64>(0)? as u64),
-        appid: AppId::from_trusted(r.get(1)?),
-        openid: OpenId::from_trusted(r.get(2)?),
-        user_id: UserId::from_trusted(r.get(3)?),
-        template_id: TemplateId::from_trusted(r.get(4)?),
-        title: r.get(5)?,
-        page: r.get(6)?,
+        msgid: MsgId(r.get::<_, i64>(at)? as u64),
+        appid: AppId::from_trusted(r.get(at + 1)?),
+        openid: OpenId::from_trusted(r.get(at + 2)?),
+        user_id: UserId::from_trusted(r.get(at + 3)?),
+        template_id: TemplateId::from_trusted(r.get(at + 4)?),
+        title: r.get(at + 5)?,
+        page: r.get(at + 6)?,
         rows: serde_json::from_str(&rows).map_err(|_| corrupt("message rows"))?,
-        lang: r.get(8)?,
-        miniprogram_state: r.get(9)?,
+        lang: r.get(at + 8)?,
+        miniprogram_state: r.get(at + 9)?,
         status: MessageStatus::parse(&status).ok_or_else(|| corrupt("message status"))?,
-        created_at: r.get(11)?,
+        created_at: r.get(at + 11)?,
+        urgent: r.get(at + 12)?,
+        release_at: r.get(at + 13)?,
+        expires_at: r.get(at + 14)?,
+        delivered_at: r.get(at + 15)?,
     })
 }
+
+fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
+    message_at(r, 0)
+}
+
+fn load_message(c: &Connection, msgid: i64) -> rusqlite::Result<Message> {
+    c.prepare_cached(&format!("SELECT {MESSAGE_COLS} FROM messages m WHERE m.msgid = ?1"))?
+        .query_row([msgid], message_from_row)
+}
+
+/// Appends an entry to a user's inbox with the next seq (no gaps: the counter row is
+/// updated in the same transaction).
+fn push_entry(c: &Connection, user_id: &str, kind: EntryKind, msgid: i64, now: Millis) -> rusqlite::Result<u64> {
+    let seq: i64 = c
+        .prepare_cached("UPDATE users SET inbox_seq = inbox_seq + 1 WHERE user_id = ?1 RETURNING inbox_seq")?
+        .query_row([user_id], |r| r.get(0))?;
+    c.prepare_cached("INSERT INTO inbox (user_id, seq, kind, msgid, at) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![user_id, seq, kind.as_str(), msgid, now])?;
+    Ok(seq as u64)
+}
+
+fn event(c: &Connection, msgid: i64, now: Millis, name: &str, device: Option<&str>, detail: Option<&str>) -> rusqlite::Result<()> {
+    c.prepare_cached("INSERT INTO message_events (msgid, at, event, device, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![msgid, now, name, device, detail])?;
+    Ok(())
+}
+
+/// Gives a cancelled or expired message's one-time grant back. True if one was given.
+fn refund(c: &Connection, msgid: i64) -> rusqlite::Result<bool> {
+    let n = c
+        .prepare_cached(
+            "UPDATE consents SET remaining = remaining + 1, consumed_total = consumed_total - 1
+             WHERE (appid, openid, tmpl_id) = (SELECT appid, openid, tmpl_id FROM messages WHERE msgid = ?1)
+               AND (SELECT consume_rule FROM messages WHERE msgid = ?1) = 'one_time'",
+        )?
+        .execute([msgid])?;
+    Ok(n == 1)
+}
+
+/// Takes one unit from a windowed counter unless it is at its limit.
+fn take_unit(c: &Connection, key: &str, window_start: Millis, limit: u64) -> rusqlite::Result<bool> {
+    if limit == 0 {
+        return Ok(false);
+    }
+    let n = c
+        .prepare_cached(
+            "INSERT INTO counters (key, window_start, count) VALUES (?1, ?2, 1)
+             ON CONFLICT (key) DO UPDATE SET
+                count = CASE WHEN counters.window_start = excluded.window_start
+                             THEN counters.count + 1 ELSE 1 END,
+                window_start = excluded.window_start
+             WHERE counters.window_start <> excluded.window_start OR counters.count < ?3",
+        )?
+        .execute(params![key, window_start, limit as i64])?;
+    Ok(n == 1)
+}
+
+const PENDING: &str = "('scheduled', 'held', 'accepted')";
 
 fn json<T: serde::Serialize>(v: &T) -> rusqlite::Result<String> {
     serde_json::to_string(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
@@ -463,24 +529,8 @@ impl Store for SqliteStore {
         window_start: Millis,
         limit: u64,
     ) -> Result<bool, StoreError> {
-        if limit == 0 {
-            return Ok(false);
-        }
         let key = key.to_owned();
-        self.write(move |c| {
-            let n = c
-                .prepare_cached(
-                    "INSERT INTO counters (key, window_start, count) VALUES (?1, ?2, 1)
-                     ON CONFLICT (key) DO UPDATE SET
-                        count = CASE WHEN counters.window_start = excluded.window_start
-                                     THEN counters.count + 1 ELSE 1 END,
-                        window_start = excluded.window_start
-                     WHERE counters.window_start <> excluded.window_start OR counters.count < ?3",
-                )?
-                .execute(params![key, window_start, limit as i64])?;
-            Ok(n == 1)
-        })
-        .await
+        self.write(move |c| take_unit(c, &key, window_start, limit)).await
     }
 
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
@@ -794,16 +844,225 @@ impl Store for SqliteStore {
         };
         self.read(move |c| {
             c.prepare_cached(&format!(
-                "SELECT {MESSAGE_COLS} FROM messages WHERE msgid = ?1 AND appid = ?2"
+                "SELECT {MESSAGE_COLS} FROM messages m WHERE m.msgid = ?1 AND m.appid = ?2"
             ))?
             .query_row(params![id, appid.as_str()], message_from_row)
             .optional()
         })
         .await
     }
+
+    async fn timeline(&self, msgid: MsgId) -> Result<Vec<TimelineEvent>, StoreError> {
+        let id = msgid.0 as i64;
+        self.read(move |c| {
+            c.prepare_cached("SELECT at, event, device, detail FROM message_events WHERE msgid = ?1 ORDER BY id")?
+                .query_map([id], |r| {
+                    Ok(TimelineEvent { at: r.get(0)?, event: r.get(1)?, device: r.get(2)?, detail: r.get(3)? })
+                })?
+                .collect()
+        })
+        .await
+    }
+
+    async fn stop_message(&self, appid: &AppId, msgid: MsgId, recall: bool, now: Millis) -> Result<StopOutcome, StoreError> {
+        let appid = appid.clone();
+        let Ok(id) = i64::try_from(msgid.0) else {
+            return Ok(StopOutcome::NotFound);
+        };
+        self.write(move |c| stop_in_tx(c, appid.as_str(), id, recall, now)).await
+    }
+
+    async fn add_event(&self, appid: &AppId, msgid: MsgId, name: &str, detail: Option<&str>, now: Millis) -> Result<bool, StoreError> {
+        let (appid, name, detail) = (appid.clone(), name.to_owned(), detail.map(str::to_owned));
+        let Ok(id) = i64::try_from(msgid.0) else {
+            return Ok(false);
+        };
+        self.write(move |c| {
+            let found: Option<i64> = c
+                .prepare_cached("SELECT 1 FROM messages WHERE msgid = ?1 AND appid = ?2")?
+                .query_row(params![id, appid.as_str()], |r| r.get(0))
+                .optional()?;
+            if found.is_none() {
+                return Ok(false);
+            }
+            event(c, id, now, &name, None, detail.as_deref())?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn inbox(&self, user_id: &UserId, after_seq: u64, limit: usize) -> Result<Vec<InboxEntry>, StoreError> {
+        let user = user_id.clone();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT i.seq, i.kind, {MESSAGE_COLS} FROM inbox i JOIN messages m ON m.msgid = i.msgid
+                 WHERE i.user_id = ?1 AND i.seq > ?2 ORDER BY i.seq LIMIT ?3"
+            ))?
+            .query_map(params![user.as_str(), after_seq as i64, limit as i64], |r| {
+                let kind: String = r.get(1)?;
+                Ok(InboxEntry {
+                    user_id: user.clone(),
+                    seq: r.get::<_, i64>(0)? as u64,
+                    kind: EntryKind::parse(&kind).ok_or_else(|| corrupt("entry kind"))?,
+                    message: message_at(r, 2)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn ack(&self, user_id: &UserId, msgid: MsgId, device: &str, now: Millis) -> Result<bool, StoreError> {
+        let (user, device) = (user_id.clone(), device.to_owned());
+        let id = msgid.0 as i64;
+        self.write(move |c| {
+            let mine: Option<i64> = c
+                .prepare_cached("SELECT 1 FROM messages WHERE msgid = ?1 AND user_id = ?2")?
+                .query_row(params![id, user.as_str()], |r| r.get(0))
+                .optional()?;
+            if mine.is_none() {
+                return Ok(false);
+            }
+            let first_on_device = c
+                .prepare_cached("INSERT OR IGNORE INTO deliveries (msgid, device, at) VALUES (?1, ?2, ?3)")?
+                .execute(params![id, device, now])?
+                == 1;
+            if first_on_device {
+                event(c, id, now, "delivered", Some(&device), None)?;
+            }
+            Ok(c.prepare_cached(
+                "UPDATE messages SET status = 'delivered', delivered_at = ?2 WHERE msgid = ?1 AND status = 'accepted'",
+            )?
+            .execute(params![id, now])?
+                == 1)
+        })
+        .await
+    }
+
+    async fn open(&self, user_id: &UserId, msgid: MsgId, device: &str, now: Millis) -> Result<Option<Message>, StoreError> {
+        let (user, device) = (user_id.clone(), device.to_owned());
+        let id = msgid.0 as i64;
+        self.write(move |c| {
+            let m = c
+                .prepare_cached(&format!("SELECT {MESSAGE_COLS} FROM messages m WHERE m.msgid = ?1 AND m.user_id = ?2"))?
+                .query_row(params![id, user.as_str()], message_from_row)
+                .optional()?;
+            if m.is_some() {
+                event(c, id, now, "opened", Some(&device), None)?;
+                c.prepare_cached("UPDATE messages SET opened_at = COALESCE(opened_at, ?2) WHERE msgid = ?1")?
+                    .execute(params![id, now])?;
+            }
+            Ok(m)
+        })
+        .await
+    }
+
+    async fn release_due(&self, now: Millis, limit: usize) -> Result<Vec<InboxEntry>, StoreError> {
+        self.write(move |c| {
+            let due: Vec<(i64, String)> = c
+                .prepare_cached(
+                    "SELECT msgid, user_id FROM messages
+                     WHERE status IN ('held', 'scheduled') AND release_at <= ?1
+                       AND (expires_at IS NULL OR expires_at > ?1)
+                     ORDER BY release_at, msgid LIMIT ?2",
+                )?
+                .query_map(params![now, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut out = Vec::with_capacity(due.len());
+            for (msgid, user_id) in due {
+                c.prepare_cached("UPDATE messages SET status = 'accepted' WHERE msgid = ?1")?
+                    .execute([msgid])?;
+                event(c, msgid, now, "released", None, None)?;
+                let seq = push_entry(c, &user_id, EntryKind::Message, msgid, now)?;
+                out.push(InboxEntry {
+                    user_id: UserId::from_trusted(user_id),
+                    seq,
+                    kind: EntryKind::Message,
+                    message: load_message(c, msgid)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn expire_due(&self, now: Millis, limit: usize) -> Result<Vec<MsgId>, StoreError> {
+        self.write(move |c| {
+            let due: Vec<i64> = c
+                .prepare_cached(&format!(
+                    "SELECT msgid FROM messages WHERE expires_at IS NOT NULL AND expires_at <= ?1
+                       AND status IN {PENDING} ORDER BY expires_at, msgid LIMIT ?2"
+                ))?
+                .query_map(params![now, limit as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for &msgid in &due {
+                c.prepare_cached("UPDATE messages SET status = 'expired', final_at = ?2 WHERE msgid = ?1")?
+                    .execute(params![msgid, now])?;
+                let refunded = refund(c, msgid)?;
+                event(c, msgid, now, "expired", None, Some(if refunded { "grant refunded" } else { "no grant to refund" }))?;
+            }
+            Ok(due.into_iter().map(|m| MsgId(m as u64)).collect())
+        })
+        .await
+    }
+
+    async fn get_policy(&self, appid: &AppId) -> Result<Option<Policy>, StoreError> {
+        let appid = appid.clone();
+        let text: Option<String> = self
+            .read(move |c| {
+                c.prepare_cached("SELECT policy FROM policies WHERE appid = ?1")?
+                    .query_row([appid.as_str()], |r| r.get(0))
+                    .optional()
+            })
+            .await?;
+        text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("policy: {e}"))))
+            .transpose()
+    }
+
+    async fn set_policy(&self, appid: &AppId, policy: &Policy) -> Result<(), StoreError> {
+        let appid = appid.clone();
+        let text = serde_json::to_string(policy).map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO policies (appid, policy) VALUES (?1, ?2)
+                 ON CONFLICT (appid) DO UPDATE SET policy = excluded.policy",
+            )?
+            .execute(params![appid.as_str(), text])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn user_quiet_hours(&self, user_id: &UserId) -> Result<Option<QuietHours>, StoreError> {
+        let user = user_id.clone();
+        let text: Option<String> = self
+            .read(move |c| {
+                Ok(c.prepare_cached("SELECT quiet_hours FROM users WHERE user_id = ?1")?
+                    .query_row([user.as_str()], |r| r.get::<_, Option<String>>(0))
+                    .optional()?
+                    .flatten())
+            })
+            .await?;
+        text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("quiet hours: {e}"))))
+            .transpose()
+    }
+
+    async fn set_user_quiet_hours(&self, user_id: &UserId, q: Option<&QuietHours>) -> Result<(), StoreError> {
+        let user = user_id.clone();
+        let text = q
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.write(move |c| {
+            c.prepare_cached("UPDATE users SET quiet_hours = ?2 WHERE user_id = ?1")?
+                .execute(params![user.as_str(), text])?;
+            Ok(())
+        })
+        .await
+    }
 }
 
-/// The atomic send step: idempotency, recipient, consent, insert.
+/// The atomic send step: idempotency, recipient, consent, caps, insert, inbox entry.
 fn send_in_tx(c: &Connection, m: &NewMessage) -> rusqlite::Result<SendOutcome> {
     if let Some((key, hash)) = &m.idempotency {
         let prior: Option<(i64, Option<String>)> = c
@@ -819,12 +1078,8 @@ fn send_in_tx(c: &Connection, m: &NewMessage) -> rusqlite::Result<SendOutcome> {
         }
     }
     let sub: Option<(String, bool)> = c
-        .prepare_cached(
-            "SELECT user_id, main_switch FROM subscribers WHERE appid = ?1 AND openid = ?2",
-        )?
-        .query_row(params![m.appid.as_str(), m.openid.as_str()], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .prepare_cached("SELECT user_id, main_switch FROM subscribers WHERE appid = ?1 AND openid = ?2")?
+        .query_row(params![m.appid.as_str(), m.openid.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((user_id, main_switch)) = sub else {
         return Ok(SendOutcome::UnknownOpenId);
@@ -832,32 +1087,47 @@ fn send_in_tx(c: &Connection, m: &NewMessage) -> rusqlite::Result<SendOutcome> {
     if !main_switch {
         return Ok(SendOutcome::NoConsent);
     }
-    let sql = match m.consume {
-        ConsumeRule::OneTime => {
+    let (sql, rule) = match m.consume {
+        ConsumeRule::OneTime => (
             "UPDATE consents SET remaining = remaining - 1, consumed_total = consumed_total + 1
-             WHERE appid = ?1 AND openid = ?2 AND tmpl_id = ?3 AND remaining > 0 AND switched_off = 0"
-        }
-        ConsumeRule::LongTerm => {
+             WHERE appid = ?1 AND openid = ?2 AND tmpl_id = ?3 AND remaining > 0 AND switched_off = 0",
+            "one_time",
+        ),
+        ConsumeRule::LongTerm => (
             "UPDATE consents SET consumed_total = consumed_total + 1
-             WHERE appid = ?1 AND openid = ?2 AND tmpl_id = ?3 AND status = 'accept' AND switched_off = 0"
-        }
+             WHERE appid = ?1 AND openid = ?2 AND tmpl_id = ?3 AND status = 'accept' AND switched_off = 0",
+            "long_term",
+        ),
     };
-    let taken = c.prepare_cached(sql)?.execute(params![
-        m.appid.as_str(),
-        m.openid.as_str(),
-        m.template_id.as_str()
-    ])?;
+    // The grant and the caps are taken together or not at all.
+    c.execute_batch("SAVEPOINT send_step")?;
+    let taken = c
+        .prepare_cached(sql)?
+        .execute(params![m.appid.as_str(), m.openid.as_str(), m.template_id.as_str()])?;
     if taken != 1 {
+        c.execute_batch("RELEASE send_step")?;
         return Ok(SendOutcome::NoConsent);
     }
+    for q in &m.quotas {
+        if !take_unit(c, &q.key, q.window_start, q.limit)? {
+            c.execute_batch("ROLLBACK TO send_step; RELEASE send_step")?;
+            return Ok(SendOutcome::Capped(q.rule));
+        }
+    }
+    c.execute_batch("RELEASE send_step")?;
     let (key, hash) = match &m.idempotency {
         Some((k, h)) => (Some(k.as_str()), Some(h.as_str())),
         None => (None, None),
     };
+    let (status, release_at) = match m.hold {
+        Some((s, t)) => (s, t),
+        None => (MessageStatus::Accepted, m.created_at),
+    };
     c.prepare_cached(
         "INSERT INTO messages (appid, openid, user_id, tmpl_id, title, page, rows, data, lang,
-            miniprogram_state, status, idempotency_key, request_hash, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            miniprogram_state, status, idempotency_key, request_hash, created_at, urgent,
+            consume_rule, release_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?
     .execute(params![
         m.appid.as_str(),
@@ -870,12 +1140,84 @@ fn send_in_tx(c: &Connection, m: &NewMessage) -> rusqlite::Result<SendOutcome> {
         json(&m.data)?,
         m.lang,
         m.miniprogram_state,
-        MessageStatus::Accepted.as_str(),
+        status.as_str(),
         key,
         hash,
-        m.created_at
+        m.created_at,
+        m.urgent,
+        rule,
+        release_at,
+        m.expires_at
     ])?;
-    Ok(SendOutcome::Accepted(MsgId(c.last_insert_rowid() as u64)))
+    let msgid = c.last_insert_rowid();
+    if m.hold.is_some() {
+        event(c, msgid, m.created_at, status.as_str(), None, Some(&format!("until {release_at}")))?;
+        return Ok(SendOutcome::Accepted { msgid: MsgId(msgid as u64), entry: None });
+    }
+    let seq = push_entry(c, &user_id, EntryKind::Message, msgid, m.created_at)?;
+    let message = Message {
+        msgid: MsgId(msgid as u64),
+        appid: m.appid.clone(),
+        openid: m.openid.clone(),
+        user_id: UserId::from_trusted(user_id.clone()),
+        template_id: m.template_id.clone(),
+        title: m.title.clone(),
+        page: m.page.clone(),
+        rows: m.rows.clone(),
+        lang: m.lang.clone(),
+        miniprogram_state: m.miniprogram_state.clone(),
+        status,
+        urgent: m.urgent,
+        release_at,
+        expires_at: m.expires_at,
+        created_at: m.created_at,
+        delivered_at: None,
+    };
+    Ok(SendOutcome::Accepted {
+        msgid: message.msgid,
+        entry: Some(InboxEntry {
+            user_id: message.user_id.clone(),
+            seq,
+            kind: EntryKind::Message,
+            message,
+        }),
+    })
+}
+
+fn stop_in_tx(c: &Connection, appid: &str, msgid: i64, recall: bool, now: Millis) -> rusqlite::Result<StopOutcome> {
+    let row: Option<(String, String)> = c
+        .prepare_cached("SELECT status, user_id FROM messages WHERE msgid = ?1 AND appid = ?2")?
+        .query_row(params![msgid, appid], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((status, user_id)) = row else {
+        return Ok(StopOutcome::NotFound);
+    };
+    let status = MessageStatus::parse(&status).ok_or_else(|| corrupt("message status"))?;
+    let tombstone = |c: &Connection| -> rusqlite::Result<InboxEntry> {
+        let seq = push_entry(c, &user_id, EntryKind::Recall, msgid, now)?;
+        Ok(InboxEntry {
+            user_id: UserId::from_trusted(user_id.clone()),
+            seq,
+            kind: EntryKind::Recall,
+            message: load_message(c, msgid)?,
+        })
+    };
+    if status.is_pending() {
+        c.prepare_cached("UPDATE messages SET status = 'cancelled', final_at = ?2 WHERE msgid = ?1")?
+            .execute(params![msgid, now])?;
+        let refunded = refund(c, msgid)?;
+        event(c, msgid, now, "cancelled", None, Some(if refunded { "grant refunded" } else { "no grant to refund" }))?;
+        // An accepted card may already sit on a device without an ack: take it back.
+        let tombstone = if status == MessageStatus::Accepted { Some(tombstone(c)?) } else { None };
+        return Ok(StopOutcome::Cancelled { refunded, tombstone });
+    }
+    if status == MessageStatus::Delivered && recall {
+        c.prepare_cached("UPDATE messages SET status = 'recalled', final_at = ?2 WHERE msgid = ?1")?
+            .execute(params![msgid, now])?;
+        event(c, msgid, now, "recalled", None, None)?;
+        return Ok(StopOutcome::Recalled { tombstone: tombstone(c)? });
+    }
+    Ok(StopOutcome::TooLate(status))
 }
 
 /// Path of the database file inside a data directory.

@@ -7,9 +7,11 @@
 //!   40014, an expired one 42001, a replaced one past its grace period 40001;
 //! - deltemplate with an unknown `priTmplId` is 200002 (bad input);
 //! - a body that is not JSON is 47001 on every endpoint; an empty body 44002;
+//! - push-policy refusals: app daily cap 45009, per-minute 45011, per-user caps 43108;
 //! - errors that only the native API can produce map to 47001, and store failures to -1.
 
 use tuisong_core::Error;
+use tuisong_core::policy::CapRule;
 
 /// `(errcode, errmsg)` without the ` rid: …` suffix.
 pub fn wx_error(e: &Error) -> (i64, String) {
@@ -55,7 +57,17 @@ pub fn wx_error(e: &Error) -> (i64, String) {
             (47003, format!("argument invalid! data.{key}.value {error}"))
         }
         Error::NoConsent => fixed(43101, "user refuse to accept the msg"),
-        Error::IdempotencyConflict | Error::NotFound(_) | Error::Invalid(_) => {
+        Error::Capped(rule) => match rule {
+            CapRule::AppDaily | CapRule::UrgentBudget => fixed(45009, "reach max api daily quota limit"),
+            CapRule::AppPerMinute => fixed(
+                45011,
+                "api minute-quota reach limit  mustslower  retry next minute",
+            ),
+            CapRule::PerUser | CapRule::PerUserTemplate => {
+                fixed(43108, "too many messages to this user, try again later")
+            }
+        },
+        Error::IdempotencyConflict | Error::TooLate(_) | Error::NotFound(_) | Error::Invalid(_) => {
             fixed(47001, "data format error")
         }
         Error::Unauthorized => fixed(40001, "invalid credential"),
