@@ -88,13 +88,17 @@ fn parse_offset(s: &str) -> Option<i64> {
 impl QuietHours {
     pub fn validate(&self, key: &str) -> Result<()> {
         if parse_hhmm(&self.start).is_none() || parse_hhmm(&self.end).is_none() {
-            return Err(Error::Invalid(format!("{key}: start and end must be HH:MM (24-hour)")));
+            return Err(Error::Invalid(format!(
+                "{key}: start and end must be HH:MM (24-hour)"
+            )));
         }
         if self.start == self.end {
             return Err(Error::Invalid(format!("{key}: start and end must differ")));
         }
         if parse_offset(&self.utc_offset).is_none() {
-            return Err(Error::Invalid(format!("{key}: utc_offset must look like +08:00")));
+            return Err(Error::Invalid(format!(
+                "{key}: utc_offset must look like +08:00"
+            )));
         }
         Ok(())
     }
@@ -116,7 +120,11 @@ impl QuietHours {
             return None;
         }
         let end_today = day_start + end * MINUTE;
-        let end_local = if end_today > local { end_today } else { end_today + DAY };
+        let end_local = if end_today > local {
+            end_today
+        } else {
+            end_today + DAY
+        };
         Some(end_local - offset)
     }
 }
@@ -142,8 +150,14 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Self {
-            per_user: Some(Cap { max: 60, window_secs: 3600 }),
-            per_user_template: Some(Cap { max: 30, window_secs: 3600 }),
+            per_user: Some(Cap {
+                max: 60,
+                window_secs: 3600,
+            }),
+            per_user_template: Some(Cap {
+                max: 30,
+                window_secs: 3600,
+            }),
             // WeChat's volume for mini programs without payment (spec §10).
             app_daily: Some(10_000_000),
             app_per_minute: None,
@@ -155,7 +169,10 @@ impl Default for Policy {
 
 impl Policy {
     pub fn validate(&self) -> Result<()> {
-        for (key, cap) in [("per_user", self.per_user), ("per_user_template", self.per_user_template)] {
+        for (key, cap) in [
+            ("per_user", self.per_user),
+            ("per_user_template", self.per_user_template),
+        ] {
             if let Some(c) = cap {
                 if c.max == 0 || c.window_secs == 0 || c.window_secs > 31 * 86_400 {
                     return Err(Error::Invalid(format!(
@@ -164,9 +181,14 @@ impl Policy {
                 }
             }
         }
-        for (key, v) in [("app_daily", self.app_daily), ("app_per_minute", self.app_per_minute)] {
+        for (key, v) in [
+            ("app_daily", self.app_daily),
+            ("app_per_minute", self.app_per_minute),
+        ] {
             if v == Some(0) {
-                return Err(Error::Invalid(format!("{key}: must be ≥ 1 or null for no limit")));
+                return Err(Error::Invalid(format!(
+                    "{key}: must be ≥ 1 or null for no limit"
+                )));
             }
         }
         if let Some(q) = &self.quiet_hours {
@@ -250,7 +272,11 @@ pub fn quota_checks(
 
 /// When a non-urgent message sent at `now` may be delivered: the latest end of the quiet
 /// windows (the app's, the user's) that contain `now`; None when neither does.
-pub fn hold_until(app: Option<&QuietHours>, user: Option<&QuietHours>, now: Millis) -> Option<Millis> {
+pub fn hold_until(
+    app: Option<&QuietHours>,
+    user: Option<&QuietHours>,
+    now: Millis,
+) -> Option<Millis> {
     [app, user]
         .into_iter()
         .flatten()
@@ -280,14 +306,21 @@ mod tests {
         assert_eq!(w.release_at(at_23), Some(BJ_MIDNIGHT + 8 * 3_600_000));
         let at_3 = BJ_MIDNIGHT + 3 * 3_600_000;
         assert_eq!(w.release_at(at_3), Some(BJ_MIDNIGHT + 8 * 3_600_000));
-        assert_eq!(w.release_at(BJ_MIDNIGHT + 8 * 3_600_000), None, "the end is outside");
+        assert_eq!(
+            w.release_at(BJ_MIDNIGHT + 8 * 3_600_000),
+            None,
+            "the end is outside"
+        );
         assert_eq!(w.release_at(BJ_MIDNIGHT + 12 * 3_600_000), None);
     }
 
     #[test]
     fn a_daytime_window_holds_only_inside() {
         let w = q("12:00", "14:00");
-        assert_eq!(w.release_at(BJ_MIDNIGHT + 13 * 3_600_000), Some(BJ_MIDNIGHT + 14 * 3_600_000));
+        assert_eq!(
+            w.release_at(BJ_MIDNIGHT + 13 * 3_600_000),
+            Some(BJ_MIDNIGHT + 14 * 3_600_000)
+        );
         assert_eq!(w.release_at(BJ_MIDNIGHT + 11 * 3_600_000), None);
     }
 
@@ -296,7 +329,10 @@ mod tests {
         let app = q("22:00", "07:00");
         let user = q("23:00", "09:00");
         let at_1 = BJ_MIDNIGHT + 3_600_000;
-        assert_eq!(hold_until(Some(&app), Some(&user), at_1), Some(BJ_MIDNIGHT + 9 * 3_600_000));
+        assert_eq!(
+            hold_until(Some(&app), Some(&user), at_1),
+            Some(BJ_MIDNIGHT + 9 * 3_600_000)
+        );
         assert_eq!(hold_until(None, None, at_1), None);
     }
 
@@ -305,12 +341,28 @@ mod tests {
         let mut p = Policy::default();
         assert!(p.validate().is_ok());
         p.quiet_hours = Some(q("25:00", "08:00"));
-        assert!(p.validate().expect_err("bad").to_string().contains("quiet_hours"));
-        p.quiet_hours = Some(QuietHours { utc_offset: "Asia/Shanghai".into(), ..q("22:00", "08:00") });
+        assert!(
+            p.validate()
+                .expect_err("bad")
+                .to_string()
+                .contains("quiet_hours")
+        );
+        p.quiet_hours = Some(QuietHours {
+            utc_offset: "Asia/Shanghai".into(),
+            ..q("22:00", "08:00")
+        });
         assert!(p.validate().is_err());
         p.quiet_hours = None;
-        p.per_user = Some(Cap { max: 0, window_secs: 60 });
-        assert!(p.validate().expect_err("bad").to_string().contains("per_user"));
+        p.per_user = Some(Cap {
+            max: 0,
+            window_secs: 60,
+        });
+        assert!(
+            p.validate()
+                .expect_err("bad")
+                .to_string()
+                .contains("per_user")
+        );
     }
 
     #[test]

@@ -581,6 +581,12 @@ impl Platform {
                 .set_main_switch(&sub.appid, &sub.openid, on)
                 .await?;
         }
+        if let Some(q) = quiet_hours {
+            self.store
+                .set_user_quiet_hours(&user.user_id, q.as_ref())
+                .await?;
+            self.user_quiet.write().insert(user.user_id.clone(), q);
+        }
         let now = self.now();
         for (id, d) in resolved {
             self.store
@@ -876,7 +882,11 @@ impl Platform {
     /// A message and its timeline: `accepted` from the message itself, then every
     /// recorded event (held, scheduled, released, delivered per device, opened,
     /// converted, recalled, expired, cancelled) in the order they happened.
-    pub async fn message_timeline(&self, appid: &AppId, msgid: u64) -> Result<(Message, Vec<TimelineEvent>)> {
+    pub async fn message_timeline(
+        &self,
+        appid: &AppId,
+        msgid: u64,
+    ) -> Result<(Message, Vec<TimelineEvent>)> {
         let m = self.message(appid, msgid).await?;
         let mut events = vec![TimelineEvent {
             at: m.created_at,
@@ -890,8 +900,17 @@ impl Platform {
 
     /// Cancel (before delivery) or recall (before or after). Pending messages are
     /// cancelled and refunded; delivered ones get a tombstone on every device.
-    pub async fn stop_message(&self, appid: &AppId, msgid: u64, recall: bool) -> Result<&'static str> {
-        match self.store.stop_message(appid, MsgId(msgid), recall, self.now()).await? {
+    pub async fn stop_message(
+        &self,
+        appid: &AppId,
+        msgid: u64,
+        recall: bool,
+    ) -> Result<&'static str> {
+        match self
+            .store
+            .stop_message(appid, MsgId(msgid), recall, self.now())
+            .await?
+        {
             StopOutcome::Cancelled { tombstone, .. } => {
                 if let Some(t) = tombstone {
                     self.publish(&t);
@@ -908,7 +927,13 @@ impl Platform {
     }
 
     /// The app reports a conversion that came from one of its messages.
-    pub async fn conversion(&self, appid: &AppId, msgid: u64, event: &str, value: Option<f64>) -> Result<()> {
+    pub async fn conversion(
+        &self,
+        appid: &AppId,
+        msgid: u64,
+        event: &str,
+        value: Option<f64>,
+    ) -> Result<()> {
         let event = event.trim();
         if event.is_empty() || event.chars().count() > 64 || event.chars().any(char::is_control) {
             return Err(Error::Invalid("event must be 1 to 64 characters".into()));
@@ -930,13 +955,24 @@ impl Platform {
 
     // ------------------------------------------------------------- delivery
 
-    pub async fn inbox(&self, user: &User, after_seq: u64, limit: usize) -> Result<Vec<InboxEntry>> {
-        Ok(self.store.inbox(&user.user_id, after_seq, limit.clamp(1, 500)).await?)
+    pub async fn inbox(
+        &self,
+        user: &User,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<InboxEntry>> {
+        Ok(self
+            .store
+            .inbox(&user.user_id, after_seq, limit.clamp(1, 500))
+            .await?)
     }
 
     /// A device acknowledged a message; true when it was the first delivery.
     pub async fn ack(&self, user: &UserId, msgid: u64, device: &str) -> Result<bool> {
-        Ok(self.store.ack(user, MsgId(msgid), device, self.now()).await?)
+        Ok(self
+            .store
+            .ack(user, MsgId(msgid), device, self.now())
+            .await?)
     }
 
     /// The user tapped a card: counts the click, returns the message (for its page).

@@ -154,7 +154,10 @@ pub struct NewMessage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendOutcome {
     /// Stored; `entry` is its inbox entry when it is deliverable at once.
-    Accepted { msgid: MsgId, entry: Option<InboxEntry> },
+    Accepted {
+        msgid: MsgId,
+        entry: Option<InboxEntry>,
+    },
     /// Same idempotency key, same request: the first message, nothing consumed again.
     Replayed(MsgId),
     IdempotencyConflict,
@@ -207,11 +210,17 @@ impl MessageStatus {
     }
     /// Not yet delivered and not final: cancel refunds, TTL expires it.
     pub fn is_pending(self) -> bool {
-        matches!(self, MessageStatus::Scheduled | MessageStatus::Held | MessageStatus::Accepted)
+        matches!(
+            self,
+            MessageStatus::Scheduled | MessageStatus::Held | MessageStatus::Accepted
+        )
     }
     /// A message entry in this state is not shown on a device.
     pub fn is_gone(self) -> bool {
-        matches!(self, MessageStatus::Recalled | MessageStatus::Expired | MessageStatus::Cancelled)
+        matches!(
+            self,
+            MessageStatus::Recalled | MessageStatus::Expired | MessageStatus::Cancelled
+        )
     }
 }
 
@@ -286,9 +295,14 @@ pub struct TimelineEvent {
 pub enum StopOutcome {
     /// It had not been delivered: cancelled, the grant given back (one-time templates).
     /// A tombstone is written when the card may already be on a device.
-    Cancelled { refunded: bool, tombstone: Option<InboxEntry> },
+    Cancelled {
+        refunded: bool,
+        tombstone: Option<InboxEntry>,
+    },
     /// It had been delivered: recalled, with a tombstone for the devices.
-    Recalled { tombstone: InboxEntry },
+    Recalled {
+        tombstone: InboxEntry,
+    },
     /// Nothing changed: the message is in this state.
     TooLate(MessageStatus),
     NotFound,
@@ -423,7 +437,13 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<InboxEntry>, StoreError>;
     /// A device acknowledged a message of its user. True when this made it `delivered`.
-    async fn ack(&self, user_id: &UserId, msgid: MsgId, device: &str, now: Millis) -> Result<bool, StoreError>;
+    async fn ack(
+        &self,
+        user_id: &UserId,
+        msgid: MsgId,
+        device: &str,
+        now: Millis,
+    ) -> Result<bool, StoreError>;
     /// The user tapped a card; returns the message (for its page) if it is the user's.
     async fn open(
         &self,

@@ -2,9 +2,9 @@
 //! makes sure there is an admin token (and, on a fresh store, a demo app), binds the
 //! listener (or takes one a test made) and serves every router.
 
+use crate::gateway::Hub;
 use crate::settings::Settings;
 use crate::state::AppState;
-use crate::gateway::Hub;
 use crate::state::Limits;
 use crate::{admin, client, demo, gateway, v1, wechat};
 use anyhow::Context;

@@ -208,14 +208,21 @@ async fn inbox(
         .filter_map(|e| crate::gateway::entry_frame(e, now))
         .map(|f| serde_json::to_value(f).unwrap_or(Value::Null))
         .collect();
-    Ok(Json(json!({"entries": frames, "cursor": next, "more": entries.len() == limit})))
+    Ok(Json(
+        json!({"entries": frames, "cursor": next, "more": entries.len() == limit}),
+    ))
 }
 
 fn device_name(headers: &HeaderMap) -> String {
     headers
         .get("x-device")
         .and_then(|v| v.to_str().ok())
-        .map(|d| d.chars().filter(|c| !c.is_control()).take(64).collect::<String>())
+        .map(|d| {
+            d.chars()
+                .filter(|c| !c.is_control())
+                .take(64)
+                .collect::<String>()
+        })
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| "http".to_owned())
 }
@@ -225,7 +232,11 @@ fn msgid_of(s: &str) -> Result<u64, Error> {
 }
 
 /// `POST /client/v1/messages/{msgid}/ack`: the HTTP twin of the `ack` frame.
-async fn ack(State(state): State<AppState>, headers: HeaderMap, Path(msgid): Path<String>) -> ApiResult {
+async fn ack(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(msgid): Path<String>,
+) -> ApiResult {
     let user = user_of(&state, &headers).await?;
     let first = state
         .platform
@@ -235,11 +246,17 @@ async fn ack(State(state): State<AppState>, headers: HeaderMap, Path(msgid): Pat
 }
 
 /// `POST /client/v1/messages/{msgid}/open`: the HTTP twin of the `open` frame.
-async fn open(State(state): State<AppState>, headers: HeaderMap, Path(msgid): Path<String>) -> ApiResult {
+async fn open(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(msgid): Path<String>,
+) -> ApiResult {
     let user = user_of(&state, &headers).await?;
     let m = state
         .platform
         .open(&user.user_id, msgid_of(&msgid)?, &device_name(&headers))
         .await?;
-    Ok(Json(json!({"msgid": m.msgid, "appid": m.appid, "page": m.page})))
+    Ok(Json(
+        json!({"msgid": m.msgid, "appid": m.appid, "page": m.page}),
+    ))
 }

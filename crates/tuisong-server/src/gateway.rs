@@ -56,11 +56,15 @@ impl Hub {
         let (tx, rx) = mpsc::channel(SESSION_BUFFER);
         let lagged = Arc::new(Notify::new());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.sessions.write().entry(user.clone()).or_default().push(Session {
-            id,
-            tx,
-            lagged: lagged.clone(),
-        });
+        self.sessions
+            .write()
+            .entry(user.clone())
+            .or_default()
+            .push(Session {
+                id,
+                tx,
+                lagged: lagged.clone(),
+            });
         self.connected.fetch_add(1, Ordering::Relaxed);
         (id, rx, lagged)
     }
@@ -212,7 +216,8 @@ pub async fn upgrade(
         Err(e) => return crate::http::ApiError(e).into_response(),
     };
     if state.hub.connected() >= state.limits.max_connections {
-        return crate::http::ApiError(Error::Invalid("too many connections".into())).into_response();
+        return crate::http::ApiError(Error::Invalid("too many connections".into()))
+            .into_response();
     }
     ws.on_upgrade(move |socket| async move {
         let user_id = user.user_id.clone();
@@ -228,7 +233,12 @@ async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), axum::E
 }
 
 /// Sends every entry from `next` on, reading the store; returns the new `next`.
-async fn catch_up(state: &AppState, user: &User, socket: &mut WebSocket, mut next: u64) -> anyhow::Result<u64> {
+async fn catch_up(
+    state: &AppState,
+    user: &User,
+    socket: &mut WebSocket,
+    mut next: u64,
+) -> anyhow::Result<u64> {
     loop {
         let page = state.platform.inbox(user, next - 1, CATCH_UP_PAGE).await?;
         let now = state.platform.now();
@@ -263,13 +273,24 @@ async fn hello(socket: &mut WebSocket) -> anyhow::Result<(u64, String)> {
     match serde_json::from_str::<ClientFrame>(&text) {
         Ok(ClientFrame::Hello { cursor, device }) => {
             let device = device
-                .map(|d| d.chars().filter(|c| !c.is_control()).take(64).collect::<String>())
+                .map(|d| {
+                    d.chars()
+                        .filter(|c| !c.is_control())
+                        .take(64)
+                        .collect::<String>()
+                })
                 .filter(|d| !d.is_empty())
                 .unwrap_or_else(|| "device".to_owned());
             Ok((cursor, device))
         }
         _ => {
-            let _ = send(socket, &ServerFrame::Error { message: "the first frame must be hello".into() }).await;
+            let _ = send(
+                socket,
+                &ServerFrame::Error {
+                    message: "the first frame must be hello".into(),
+                },
+            )
+            .await;
             anyhow::bail!("first frame was not hello")
         }
     }
@@ -278,7 +299,16 @@ async fn hello(socket: &mut WebSocket) -> anyhow::Result<(u64, String)> {
 async fn run_session(state: AppState, user: User, mut socket: WebSocket) -> anyhow::Result<()> {
     let (cursor, device) = hello(&mut socket).await?;
     let (id, mut rx, lagged) = state.hub.register(&user.user_id);
-    let result = session_loop(&state, &user, &mut socket, cursor, &device, &mut rx, &lagged).await;
+    let result = session_loop(
+        &state,
+        &user,
+        &mut socket,
+        cursor,
+        &device,
+        &mut rx,
+        &lagged,
+    )
+    .await;
     state.hub.unregister(&user.user_id, id);
     let _ = socket.send(WsMessage::Close(None)).await;
     result
@@ -293,7 +323,14 @@ async fn session_loop(
     rx: &mut mpsc::Receiver<Arc<InboxEntry>>,
     lagged: &Notify,
 ) -> anyhow::Result<()> {
-    send(socket, &ServerFrame::Welcome { user_id: user.user_id.to_string(), cursor }).await?;
+    send(
+        socket,
+        &ServerFrame::Welcome {
+            user_id: user.user_id.to_string(),
+            cursor,
+        },
+    )
+    .await?;
     // Registered before reading the backlog, so nothing published meanwhile is missed:
     // it is either in the backlog or in the channel (and then skipped as already sent).
     let mut next = catch_up(state, user, socket, cursor + 1).await?;
@@ -341,11 +378,23 @@ async fn session_loop(
     }
 }
 
-async fn handle_frame(state: &AppState, user: &User, socket: &mut WebSocket, device: &str, text: &str) -> anyhow::Result<()> {
+async fn handle_frame(
+    state: &AppState,
+    user: &User,
+    socket: &mut WebSocket,
+    device: &str,
+    text: &str,
+) -> anyhow::Result<()> {
     let frame = match serde_json::from_str::<ClientFrame>(text) {
         Ok(f) => f,
         Err(e) => {
-            send(socket, &ServerFrame::Error { message: format!("bad frame: {e}") }).await?;
+            send(
+                socket,
+                &ServerFrame::Error {
+                    message: format!("bad frame: {e}"),
+                },
+            )
+            .await?;
             return Ok(());
         }
     };
@@ -353,19 +402,41 @@ async fn handle_frame(state: &AppState, user: &User, socket: &mut WebSocket, dev
         ClientFrame::Ack { msgid } => {
             state.platform.ack(&user.user_id, msgid, device).await?;
         }
-        ClientFrame::Open { msgid } => match state.platform.open(&user.user_id, msgid, device).await {
-            Ok(m) => {
-                send(socket, &ServerFrame::Opened { msgid, appid: m.appid.to_string(), page: m.page }).await?;
+        ClientFrame::Open { msgid } => {
+            match state.platform.open(&user.user_id, msgid, device).await {
+                Ok(m) => {
+                    send(
+                        socket,
+                        &ServerFrame::Opened {
+                            msgid,
+                            appid: m.appid.to_string(),
+                            page: m.page,
+                        },
+                    )
+                    .await?;
+                }
+                Err(Error::NotFound(_)) => {
+                    send(
+                        socket,
+                        &ServerFrame::Error {
+                            message: format!("no message {msgid}"),
+                        },
+                    )
+                    .await?;
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(Error::NotFound(_)) => {
-                send(socket, &ServerFrame::Error { message: format!("no message {msgid}") }).await?;
-            }
-            Err(e) => return Err(e.into()),
-        },
+        }
         ClientFrame::Ping => send(socket, &ServerFrame::Ping).await?,
         ClientFrame::Pong => {}
         ClientFrame::Hello { .. } => {
-            send(socket, &ServerFrame::Error { message: "hello was already received".into() }).await?;
+            send(
+                socket,
+                &ServerFrame::Error {
+                    message: "hello was already received".into(),
+                },
+            )
+            .await?;
         }
     }
     Ok(())

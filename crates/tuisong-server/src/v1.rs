@@ -52,7 +52,9 @@ fn uint_field(b: &Map<String, Value>, key: &str) -> Result<Option<u64>, Error> {
             .as_u64()
             .map(Some)
             .ok_or_else(|| Error::Invalid(format!("{key} must be a non-negative integer"))),
-        Some(_) => Err(Error::Invalid(format!("{key} must be a non-negative integer"))),
+        Some(_) => Err(Error::Invalid(format!(
+            "{key} must be a non-negative integer"
+        ))),
     }
 }
 
@@ -63,30 +65,56 @@ async fn send(State(state): State<AppState>, headers: HeaderMap, body: Bytes) ->
     req.idempotency_key = opt_str(&b, "idempotency_key");
     req.urgent = bool_field(&b, "urgent")?;
     req.ttl_seconds = uint_field(&b, "ttl_seconds")?;
-    req.send_at = uint_field(&b, "send_at")?
-        .map(|secs| i64::try_from(secs).unwrap_or(i64::MAX / 1000).saturating_mul(1000));
+    req.send_at = uint_field(&b, "send_at")?.map(|secs| {
+        i64::try_from(secs)
+            .unwrap_or(i64::MAX / 1000)
+            .saturating_mul(1000)
+    });
     let (msgid, replayed) = state.platform.send(&appid, req).await?;
     let m = state.platform.message(&appid, msgid.0).await?;
-    Ok(Json(json!({"msgid": msgid, "status": m.status.as_str(), "replayed": replayed})))
+    Ok(Json(
+        json!({"msgid": msgid, "status": m.status.as_str(), "replayed": replayed}),
+    ))
 }
 
-async fn message(State(state): State<AppState>, headers: HeaderMap, Path(msgid): Path<String>) -> ApiResult {
+async fn message(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(msgid): Path<String>,
+) -> ApiResult {
     let appid = app_of(&state, &headers).await?;
-    let (m, timeline) = state.platform.message_timeline(&appid, msgid_of(&msgid)?).await?;
+    let (m, timeline) = state
+        .platform
+        .message_timeline(&appid, msgid_of(&msgid)?)
+        .await?;
     let mut v = render::message_json(&m);
     v["timeline"] = json!(timeline);
     Ok(Json(v))
 }
 
-async fn cancel(State(state): State<AppState>, headers: HeaderMap, Path(msgid): Path<String>) -> ApiResult {
+async fn cancel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(msgid): Path<String>,
+) -> ApiResult {
     let appid = app_of(&state, &headers).await?;
-    let status = state.platform.stop_message(&appid, msgid_of(&msgid)?, false).await?;
+    let status = state
+        .platform
+        .stop_message(&appid, msgid_of(&msgid)?, false)
+        .await?;
     Ok(Json(json!({"msgid": msgid_of(&msgid)?, "status": status})))
 }
 
-async fn recall(State(state): State<AppState>, headers: HeaderMap, Path(msgid): Path<String>) -> ApiResult {
+async fn recall(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(msgid): Path<String>,
+) -> ApiResult {
     let appid = app_of(&state, &headers).await?;
-    let status = state.platform.stop_message(&appid, msgid_of(&msgid)?, true).await?;
+    let status = state
+        .platform
+        .stop_message(&appid, msgid_of(&msgid)?, true)
+        .await?;
     Ok(Json(json!({"msgid": msgid_of(&msgid)?, "status": status})))
 }
 
@@ -107,11 +135,18 @@ async fn conversion(
         Some(Value::Number(n)) => n.as_f64(),
         Some(_) => return Err(Error::Invalid("value must be a number".into()).into()),
     };
-    state.platform.conversion(&appid, msgid_of(&msgid)?, &event, value).await?;
+    state
+        .platform
+        .conversion(&appid, msgid_of(&msgid)?, &event, value)
+        .await?;
     Ok(Json(json!({"ok": true})))
 }
 
-async fn consents(State(state): State<AppState>, headers: HeaderMap, Path(openid): Path<String>) -> ApiResult {
+async fn consents(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(openid): Path<String>,
+) -> ApiResult {
     let appid = app_of(&state, &headers).await?;
     let (sub, entries) = state.platform.ledger(&appid, &openid).await?;
     let templates: Vec<_> = entries

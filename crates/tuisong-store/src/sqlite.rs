@@ -352,24 +352,45 @@ fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
 }
 
 fn load_message(c: &Connection, msgid: i64) -> rusqlite::Result<Message> {
-    c.prepare_cached(&format!("SELECT {MESSAGE_COLS} FROM messages m WHERE m.msgid = ?1"))?
-        .query_row([msgid], message_from_row)
+    c.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLS} FROM messages m WHERE m.msgid = ?1"
+    ))?
+    .query_row([msgid], message_from_row)
 }
 
 /// Appends an entry to a user's inbox with the next seq (no gaps: the counter row is
 /// updated in the same transaction).
-fn push_entry(c: &Connection, user_id: &str, kind: EntryKind, msgid: i64, now: Millis) -> rusqlite::Result<u64> {
+fn push_entry(
+    c: &Connection,
+    user_id: &str,
+    kind: EntryKind,
+    msgid: i64,
+    now: Millis,
+) -> rusqlite::Result<u64> {
     let seq: i64 = c
-        .prepare_cached("UPDATE users SET inbox_seq = inbox_seq + 1 WHERE user_id = ?1 RETURNING inbox_seq")?
+        .prepare_cached(
+            "UPDATE users SET inbox_seq = inbox_seq + 1 WHERE user_id = ?1 RETURNING inbox_seq",
+        )?
         .query_row([user_id], |r| r.get(0))?;
-    c.prepare_cached("INSERT INTO inbox (user_id, seq, kind, msgid, at) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![user_id, seq, kind.as_str(), msgid, now])?;
+    c.prepare_cached(
+        "INSERT INTO inbox (user_id, seq, kind, msgid, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![user_id, seq, kind.as_str(), msgid, now])?;
     Ok(seq as u64)
 }
 
-fn event(c: &Connection, msgid: i64, now: Millis, name: &str, device: Option<&str>, detail: Option<&str>) -> rusqlite::Result<()> {
-    c.prepare_cached("INSERT INTO message_events (msgid, at, event, device, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![msgid, now, name, device, detail])?;
+fn event(
+    c: &Connection,
+    msgid: i64,
+    now: Millis,
+    name: &str,
+    device: Option<&str>,
+    detail: Option<&str>,
+) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO message_events (msgid, at, event, device, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![msgid, now, name, device, detail])?;
     Ok(())
 }
 
@@ -386,7 +407,12 @@ fn refund(c: &Connection, msgid: i64) -> rusqlite::Result<bool> {
 }
 
 /// Takes one unit from a windowed counter unless it is at its limit.
-fn take_unit(c: &Connection, key: &str, window_start: Millis, limit: u64) -> rusqlite::Result<bool> {
+fn take_unit(
+    c: &Connection,
+    key: &str,
+    window_start: Millis,
+    limit: u64,
+) -> rusqlite::Result<bool> {
     if limit == 0 {
         return Ok(false);
     }
@@ -530,7 +556,8 @@ impl Store for SqliteStore {
         limit: u64,
     ) -> Result<bool, StoreError> {
         let key = key.to_owned();
-        self.write(move |c| take_unit(c, &key, window_start, limit)).await
+        self.write(move |c| take_unit(c, &key, window_start, limit))
+            .await
     }
 
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
@@ -855,24 +882,45 @@ impl Store for SqliteStore {
     async fn timeline(&self, msgid: MsgId) -> Result<Vec<TimelineEvent>, StoreError> {
         let id = msgid.0 as i64;
         self.read(move |c| {
-            c.prepare_cached("SELECT at, event, device, detail FROM message_events WHERE msgid = ?1 ORDER BY id")?
-                .query_map([id], |r| {
-                    Ok(TimelineEvent { at: r.get(0)?, event: r.get(1)?, device: r.get(2)?, detail: r.get(3)? })
-                })?
-                .collect()
+            c.prepare_cached(
+                "SELECT at, event, device, detail FROM message_events WHERE msgid = ?1 ORDER BY id",
+            )?
+            .query_map([id], |r| {
+                Ok(TimelineEvent {
+                    at: r.get(0)?,
+                    event: r.get(1)?,
+                    device: r.get(2)?,
+                    detail: r.get(3)?,
+                })
+            })?
+            .collect()
         })
         .await
     }
 
-    async fn stop_message(&self, appid: &AppId, msgid: MsgId, recall: bool, now: Millis) -> Result<StopOutcome, StoreError> {
+    async fn stop_message(
+        &self,
+        appid: &AppId,
+        msgid: MsgId,
+        recall: bool,
+        now: Millis,
+    ) -> Result<StopOutcome, StoreError> {
         let appid = appid.clone();
         let Ok(id) = i64::try_from(msgid.0) else {
             return Ok(StopOutcome::NotFound);
         };
-        self.write(move |c| stop_in_tx(c, appid.as_str(), id, recall, now)).await
+        self.write(move |c| stop_in_tx(c, appid.as_str(), id, recall, now))
+            .await
     }
 
-    async fn add_event(&self, appid: &AppId, msgid: MsgId, name: &str, detail: Option<&str>, now: Millis) -> Result<bool, StoreError> {
+    async fn add_event(
+        &self,
+        appid: &AppId,
+        msgid: MsgId,
+        name: &str,
+        detail: Option<&str>,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
         let (appid, name, detail) = (appid.clone(), name.to_owned(), detail.map(str::to_owned));
         let Ok(id) = i64::try_from(msgid.0) else {
             return Ok(false);
@@ -891,7 +939,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn inbox(&self, user_id: &UserId, after_seq: u64, limit: usize) -> Result<Vec<InboxEntry>, StoreError> {
+    async fn inbox(
+        &self,
+        user_id: &UserId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<InboxEntry>, StoreError> {
         let user = user_id.clone();
         self.read(move |c| {
             c.prepare_cached(&format!(
@@ -912,7 +965,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn ack(&self, user_id: &UserId, msgid: MsgId, device: &str, now: Millis) -> Result<bool, StoreError> {
+    async fn ack(
+        &self,
+        user_id: &UserId,
+        msgid: MsgId,
+        device: &str,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
         let (user, device) = (user_id.clone(), device.to_owned());
         let id = msgid.0 as i64;
         self.write(move |c| {
@@ -939,18 +998,28 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn open(&self, user_id: &UserId, msgid: MsgId, device: &str, now: Millis) -> Result<Option<Message>, StoreError> {
+    async fn open(
+        &self,
+        user_id: &UserId,
+        msgid: MsgId,
+        device: &str,
+        now: Millis,
+    ) -> Result<Option<Message>, StoreError> {
         let (user, device) = (user_id.clone(), device.to_owned());
         let id = msgid.0 as i64;
         self.write(move |c| {
             let m = c
-                .prepare_cached(&format!("SELECT {MESSAGE_COLS} FROM messages m WHERE m.msgid = ?1 AND m.user_id = ?2"))?
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLS} FROM messages m WHERE m.msgid = ?1 AND m.user_id = ?2"
+                ))?
                 .query_row(params![id, user.as_str()], message_from_row)
                 .optional()?;
             if m.is_some() {
                 event(c, id, now, "opened", Some(&device), None)?;
-                c.prepare_cached("UPDATE messages SET opened_at = COALESCE(opened_at, ?2) WHERE msgid = ?1")?
-                    .execute(params![id, now])?;
+                c.prepare_cached(
+                    "UPDATE messages SET opened_at = COALESCE(opened_at, ?2) WHERE msgid = ?1",
+                )?
+                .execute(params![id, now])?;
             }
             Ok(m)
         })
@@ -996,10 +1065,23 @@ impl Store for SqliteStore {
                 .query_map(params![now, limit as i64], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             for &msgid in &due {
-                c.prepare_cached("UPDATE messages SET status = 'expired', final_at = ?2 WHERE msgid = ?1")?
-                    .execute(params![msgid, now])?;
+                c.prepare_cached(
+                    "UPDATE messages SET status = 'expired', final_at = ?2 WHERE msgid = ?1",
+                )?
+                .execute(params![msgid, now])?;
                 let refunded = refund(c, msgid)?;
-                event(c, msgid, now, "expired", None, Some(if refunded { "grant refunded" } else { "no grant to refund" }))?;
+                event(
+                    c,
+                    msgid,
+                    now,
+                    "expired",
+                    None,
+                    Some(if refunded {
+                        "grant refunded"
+                    } else {
+                        "no grant to refund"
+                    }),
+                )?;
             }
             Ok(due.into_iter().map(|m| MsgId(m as u64)).collect())
         })
@@ -1015,8 +1097,10 @@ impl Store for SqliteStore {
                     .optional()
             })
             .await?;
-        text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("policy: {e}"))))
-            .transpose()
+        text.map(|t| {
+            serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("policy: {e}")))
+        })
+        .transpose()
     }
 
     async fn set_policy(&self, appid: &AppId, policy: &Policy) -> Result<(), StoreError> {
@@ -1037,17 +1121,25 @@ impl Store for SqliteStore {
         let user = user_id.clone();
         let text: Option<String> = self
             .read(move |c| {
-                Ok(c.prepare_cached("SELECT quiet_hours FROM users WHERE user_id = ?1")?
-                    .query_row([user.as_str()], |r| r.get::<_, Option<String>>(0))
-                    .optional()?
-                    .flatten())
+                Ok(
+                    c.prepare_cached("SELECT quiet_hours FROM users WHERE user_id = ?1")?
+                        .query_row([user.as_str()], |r| r.get::<_, Option<String>>(0))
+                        .optional()?
+                        .flatten(),
+                )
             })
             .await?;
-        text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("quiet hours: {e}"))))
-            .transpose()
+        text.map(|t| {
+            serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("quiet hours: {e}")))
+        })
+        .transpose()
     }
 
-    async fn set_user_quiet_hours(&self, user_id: &UserId, q: Option<&QuietHours>) -> Result<(), StoreError> {
+    async fn set_user_quiet_hours(
+        &self,
+        user_id: &UserId,
+        q: Option<&QuietHours>,
+    ) -> Result<(), StoreError> {
         let user = user_id.clone();
         let text = q
             .map(serde_json::to_string)
@@ -1078,8 +1170,12 @@ fn send_in_tx(c: &Connection, m: &NewMessage) -> rusqlite::Result<SendOutcome> {
         }
     }
     let sub: Option<(String, bool)> = c
-        .prepare_cached("SELECT user_id, main_switch FROM subscribers WHERE appid = ?1 AND openid = ?2")?
-        .query_row(params![m.appid.as_str(), m.openid.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .prepare_cached(
+            "SELECT user_id, main_switch FROM subscribers WHERE appid = ?1 AND openid = ?2",
+        )?
+        .query_row(params![m.appid.as_str(), m.openid.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     let Some((user_id, main_switch)) = sub else {
         return Ok(SendOutcome::UnknownOpenId);
@@ -1101,9 +1197,11 @@ fn send_in_tx(c: &Connection, m: &NewMessage) -> rusqlite::Result<SendOutcome> {
     };
     // The grant and the caps are taken together or not at all.
     c.execute_batch("SAVEPOINT send_step")?;
-    let taken = c
-        .prepare_cached(sql)?
-        .execute(params![m.appid.as_str(), m.openid.as_str(), m.template_id.as_str()])?;
+    let taken = c.prepare_cached(sql)?.execute(params![
+        m.appid.as_str(),
+        m.openid.as_str(),
+        m.template_id.as_str()
+    ])?;
     if taken != 1 {
         c.execute_batch("RELEASE send_step")?;
         return Ok(SendOutcome::NoConsent);
@@ -1151,8 +1249,18 @@ fn send_in_tx(c: &Connection, m: &NewMessage) -> rusqlite::Result<SendOutcome> {
     ])?;
     let msgid = c.last_insert_rowid();
     if m.hold.is_some() {
-        event(c, msgid, m.created_at, status.as_str(), None, Some(&format!("until {release_at}")))?;
-        return Ok(SendOutcome::Accepted { msgid: MsgId(msgid as u64), entry: None });
+        event(
+            c,
+            msgid,
+            m.created_at,
+            status.as_str(),
+            None,
+            Some(&format!("until {release_at}")),
+        )?;
+        return Ok(SendOutcome::Accepted {
+            msgid: MsgId(msgid as u64),
+            entry: None,
+        });
     }
     let seq = push_entry(c, &user_id, EntryKind::Message, msgid, m.created_at)?;
     let message = Message {
@@ -1184,7 +1292,13 @@ fn send_in_tx(c: &Connection, m: &NewMessage) -> rusqlite::Result<SendOutcome> {
     })
 }
 
-fn stop_in_tx(c: &Connection, appid: &str, msgid: i64, recall: bool, now: Millis) -> rusqlite::Result<StopOutcome> {
+fn stop_in_tx(
+    c: &Connection,
+    appid: &str,
+    msgid: i64,
+    recall: bool,
+    now: Millis,
+) -> rusqlite::Result<StopOutcome> {
     let row: Option<(String, String)> = c
         .prepare_cached("SELECT status, user_id FROM messages WHERE msgid = ?1 AND appid = ?2")?
         .query_row(params![msgid, appid], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -1203,19 +1317,43 @@ fn stop_in_tx(c: &Connection, appid: &str, msgid: i64, recall: bool, now: Millis
         })
     };
     if status.is_pending() {
-        c.prepare_cached("UPDATE messages SET status = 'cancelled', final_at = ?2 WHERE msgid = ?1")?
-            .execute(params![msgid, now])?;
+        c.prepare_cached(
+            "UPDATE messages SET status = 'cancelled', final_at = ?2 WHERE msgid = ?1",
+        )?
+        .execute(params![msgid, now])?;
         let refunded = refund(c, msgid)?;
-        event(c, msgid, now, "cancelled", None, Some(if refunded { "grant refunded" } else { "no grant to refund" }))?;
+        event(
+            c,
+            msgid,
+            now,
+            "cancelled",
+            None,
+            Some(if refunded {
+                "grant refunded"
+            } else {
+                "no grant to refund"
+            }),
+        )?;
         // An accepted card may already sit on a device without an ack: take it back.
-        let tombstone = if status == MessageStatus::Accepted { Some(tombstone(c)?) } else { None };
-        return Ok(StopOutcome::Cancelled { refunded, tombstone });
+        let tombstone = if status == MessageStatus::Accepted {
+            Some(tombstone(c)?)
+        } else {
+            None
+        };
+        return Ok(StopOutcome::Cancelled {
+            refunded,
+            tombstone,
+        });
     }
     if status == MessageStatus::Delivered && recall {
-        c.prepare_cached("UPDATE messages SET status = 'recalled', final_at = ?2 WHERE msgid = ?1")?
-            .execute(params![msgid, now])?;
+        c.prepare_cached(
+            "UPDATE messages SET status = 'recalled', final_at = ?2 WHERE msgid = ?1",
+        )?
+        .execute(params![msgid, now])?;
         event(c, msgid, now, "recalled", None, None)?;
-        return Ok(StopOutcome::Recalled { tombstone: tombstone(c)? });
+        return Ok(StopOutcome::Recalled {
+            tombstone: tombstone(c)?,
+        });
     }
     Ok(StopOutcome::TooLate(status))
 }

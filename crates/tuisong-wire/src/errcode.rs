@@ -58,7 +58,9 @@ pub fn wx_error(e: &Error) -> (i64, String) {
         }
         Error::NoConsent => fixed(43101, "user refuse to accept the msg"),
         Error::Capped(rule) => match rule {
-            CapRule::AppDaily | CapRule::UrgentBudget => fixed(45009, "reach max api daily quota limit"),
+            CapRule::AppDaily | CapRule::UrgentBudget => {
+                fixed(45009, "reach max api daily quota limit")
+            }
             CapRule::AppPerMinute => fixed(
                 45011,
                 "api minute-quota reach limit  mustslower  retry next minute",

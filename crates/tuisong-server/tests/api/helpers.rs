@@ -7,6 +7,7 @@ use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+pub use tuisong_core::clock::Clock;
 use tuisong_core::clock::OffsetClock;
 use tuisong_core::ids::Secret;
 use tuisong_server::{Application, BuildOptions, Settings};
@@ -36,6 +37,8 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings {
         data_dir: dir.path().to_owned(),
         admin_token: Some(Secret::new(ADMIN_TOKEN)),
+        // The scheduler looks often, so a test that moves the clock sees the effect soon.
+        worker_tick: std::time::Duration::from_millis(20),
         ..Settings::default()
     };
     tweak(&mut settings);
@@ -345,4 +348,135 @@ pub fn assert_wx_err(v: &Value, code: i64) {
         msg.contains(" rid: ") && rid.len() == 26,
         "errmsg has a rid suffix: {msg}"
     );
+}
+
+/// A device on a real WebSocket.
+pub struct Ws {
+    stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl TestApp {
+    /// Connects with `?token=` (as a browser would), says hello with `cursor`, and reads
+    /// the welcome frame.
+    pub async fn ws(&self, device_token: &str, cursor: u64, device: &str) -> Ws {
+        let url = format!(
+            "{}/client/v1/ws?token={device_token}",
+            self.base.replacen("http", "ws", 1)
+        );
+        let (stream, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("ws connects");
+        let mut ws = Ws { stream };
+        ws.send(json!({"type": "hello", "cursor": cursor, "device": device}))
+            .await;
+        let w = ws.next().await;
+        assert_eq!(w["type"], "welcome", "{w}");
+        ws
+    }
+}
+
+impl Ws {
+    pub async fn send(&mut self, v: Value) {
+        use futures_util::SinkExt;
+        self.stream
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                v.to_string().into(),
+            ))
+            .await
+            .expect("ws send");
+    }
+
+    /// The next frame other than ping, within 5 s.
+    pub async fn next(&mut self) -> Value {
+        self.next_within(5_000).await.expect("a frame within 5 s")
+    }
+
+    /// The next frame other than ping within `ms`, or None.
+    pub async fn next_within(&mut self, ms: u64) -> Option<Value> {
+        use futures_util::StreamExt;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(ms);
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()??;
+            match msg.expect("ws frame") {
+                tokio_tungstenite::tungstenite::Message::Text(t) => {
+                    let v: Value = serde_json::from_str(&t).expect("json frame");
+                    if v["type"] != "ping" {
+                        return Some(v);
+                    }
+                }
+                tokio_tungstenite::tungstenite::Message::Close(_) => return None,
+                _ => {}
+            }
+        }
+    }
+
+    pub async fn ack(&mut self, msgid: u64) {
+        self.send(json!({"type": "ack", "msgid": msgid})).await;
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}
+
+impl TestApp {
+    /// Waits (polling, at most 5 s) until a message reaches `status`; returns it.
+    pub async fn wait_status(&self, token: &str, msgid: u64, status: &str) -> Value {
+        for _ in 0..250 {
+            let (_, m) = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/v1/messages/{msgid}"),
+                    Some(token),
+                    None,
+                )
+                .await;
+            if m["status"] == status {
+                return m;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let (_, m) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/messages/{msgid}"),
+                Some(token),
+                None,
+            )
+            .await;
+        panic!("message {msgid} never reached {status}: {m}");
+    }
+
+    pub async fn v1_send(&self, token: &str, body: Value) -> (u16, Value) {
+        self.call(
+            reqwest::Method::POST,
+            "/v1/messages",
+            Some(token),
+            Some(body),
+        )
+        .await
+    }
+
+    pub async fn put_policy(&self, token: &str, policy: Value) {
+        let (s, v) = self
+            .call(
+                reqwest::Method::PUT,
+                "/v1/policy",
+                Some(token),
+                Some(policy),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+    }
+}
+
+/// Quiet hours that contain the given instant (UTC clock, ±1 hour around it).
+pub fn quiet_around(now_ms: i64) -> Value {
+    let minute = (now_ms / 60_000).rem_euclid(1440);
+    let hhmm = |m: i64| format!("{:02}:{:02}", m.rem_euclid(1440) / 60, m.rem_euclid(60));
+    json!({"start": hhmm(minute - 60), "end": hhmm(minute + 60), "utc_offset": "+00:00"})
 }

@@ -2,9 +2,11 @@
 
 mod admin;
 mod client;
+mod delivery;
 mod durability;
 mod helpers;
 mod login;
+mod rules;
 mod send;
 mod templates;
 mod token;

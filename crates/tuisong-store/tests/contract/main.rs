@@ -22,7 +22,8 @@ struct Backend {
 
 async fn stores() -> Vec<Backend> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let sqlite = SqliteStore::open(SqliteSettings::new(dir.path().join("t.db"))).expect("sqlite opens");
+    let sqlite =
+        SqliteStore::open(SqliteSettings::new(dir.path().join("t.db"))).expect("sqlite opens");
     vec![Backend {
         name: "sqlite",
         store: Arc::new(sqlite),
@@ -63,8 +64,12 @@ async fn world(store: &Arc<dyn Store>, kind_long_term: bool) -> World {
         .find(|t| (t.kind.code() == 3) == kind_long_term)
         .expect("a template of that kind");
     let kids: Vec<u32> = public.keywords.iter().take(3).map(|k| k.kid).collect();
-    let template = PrivateTemplate::build(lib, &app.appid, public.tid, &kids, "", 0).expect("template");
-    assert_eq!(store.add_template(&template, 25).await.expect("add"), AddTemplateOutcome::Added);
+    let template =
+        PrivateTemplate::build(lib, &app.appid, public.tid, &kids, "", 0).expect("template");
+    assert_eq!(
+        store.add_template(&template, 25).await.expect("add"),
+        AddTemplateOutcome::Added
+    );
     World {
         app,
         openid: sub.openid,
@@ -111,7 +116,10 @@ async fn consent_is_consumed_exactly_once_per_grant_under_concurrency() {
     for b in stores().await {
         let w = world(&b.store, false).await;
         for _ in 0..10 {
-            b.store.apply_prompt(&w.app.appid, &w.openid, &[grant(&w.template.id)], 1).await.expect("grant");
+            b.store
+                .apply_prompt(&w.app.appid, &w.openid, &[grant(&w.template.id)], 1)
+                .await
+                .expect("grant");
         }
         let mut tasks = Vec::new();
         for _ in 0..200 {
@@ -128,8 +136,17 @@ async fn consent_is_consumed_exactly_once_per_grant_under_concurrency() {
             }
         }
         assert_eq!((accepted.len(), refused), (10, 190), "{}", b.name);
-        let c = b.store.consents(&w.app.appid, &w.openid).await.expect("consents");
-        assert_eq!((c[0].remaining, c[0].consumed_total, c[0].granted_total), (0, 10, 10), "{}", b.name);
+        let c = b
+            .store
+            .consents(&w.app.appid, &w.openid)
+            .await
+            .expect("consents");
+        assert_eq!(
+            (c[0].remaining, c[0].consumed_total, c[0].granted_total),
+            (0, 10, 10),
+            "{}",
+            b.name
+        );
     }
 }
 
@@ -137,17 +154,46 @@ async fn consent_is_consumed_exactly_once_per_grant_under_concurrency() {
 async fn a_send_to_an_unknown_openid_or_a_switched_off_template_takes_nothing() {
     for b in stores().await {
         let w = world(&b.store, false).await;
-        b.store.apply_prompt(&w.app.appid, &w.openid, &[grant(&w.template.id)], 1).await.expect("grant");
+        b.store
+            .apply_prompt(&w.app.appid, &w.openid, &[grant(&w.template.id)], 1)
+            .await
+            .expect("grant");
         let mut m = message(&w, None);
         m.openid = OpenId::generate();
-        assert_eq!(b.store.send(&m).await.expect("send"), SendOutcome::UnknownOpenId, "{}", b.name);
-        b.store.set_item_switch(&w.app.appid, &w.openid, &w.template.id, false, 2).await.expect("off");
-        assert_eq!(b.store.send(&message(&w, None)).await.expect("send"), SendOutcome::NoConsent);
-        b.store.set_item_switch(&w.app.appid, &w.openid, &w.template.id, true, 3).await.expect("on");
-        b.store.set_main_switch(&w.app.appid, &w.openid, false).await.expect("main off");
-        assert_eq!(b.store.send(&message(&w, None)).await.expect("send"), SendOutcome::NoConsent);
-        b.store.set_main_switch(&w.app.appid, &w.openid, true).await.expect("main on");
-        assert!(matches!(b.store.send(&message(&w, None)).await.expect("send"), SendOutcome::Accepted(_)));
+        assert_eq!(
+            b.store.send(&m).await.expect("send"),
+            SendOutcome::UnknownOpenId,
+            "{}",
+            b.name
+        );
+        b.store
+            .set_item_switch(&w.app.appid, &w.openid, &w.template.id, false, 2)
+            .await
+            .expect("off");
+        assert_eq!(
+            b.store.send(&message(&w, None)).await.expect("send"),
+            SendOutcome::NoConsent
+        );
+        b.store
+            .set_item_switch(&w.app.appid, &w.openid, &w.template.id, true, 3)
+            .await
+            .expect("on");
+        b.store
+            .set_main_switch(&w.app.appid, &w.openid, false)
+            .await
+            .expect("main off");
+        assert_eq!(
+            b.store.send(&message(&w, None)).await.expect("send"),
+            SendOutcome::NoConsent
+        );
+        b.store
+            .set_main_switch(&w.app.appid, &w.openid, true)
+            .await
+            .expect("main on");
+        assert!(matches!(
+            b.store.send(&message(&w, None)).await.expect("send"),
+            SendOutcome::Accepted(_)
+        ));
     }
 }
 
@@ -155,12 +201,25 @@ async fn a_send_to_an_unknown_openid_or_a_switched_off_template_takes_nothing() 
 async fn a_long_term_subscription_is_not_used_up() {
     for b in stores().await {
         let w = world(&b.store, true).await;
-        assert_eq!(b.store.send(&message(&w, None)).await.expect("send"), SendOutcome::NoConsent);
+        assert_eq!(
+            b.store.send(&message(&w, None)).await.expect("send"),
+            SendOutcome::NoConsent
+        );
         let mut e = grant(&w.template.id);
         e.grant = false;
-        b.store.apply_prompt(&w.app.appid, &w.openid, &[e], 1).await.expect("accept");
+        b.store
+            .apply_prompt(&w.app.appid, &w.openid, &[e], 1)
+            .await
+            .expect("accept");
         for _ in 0..5 {
-            assert!(matches!(b.store.send(&message(&w, None)).await.expect("send"), SendOutcome::Accepted(_)), "{}", b.name);
+            assert!(
+                matches!(
+                    b.store.send(&message(&w, None)).await.expect("send"),
+                    SendOutcome::Accepted(_)
+                ),
+                "{}",
+                b.name
+            );
         }
     }
 }
@@ -170,7 +229,10 @@ async fn concurrent_sends_with_one_idempotency_key_make_one_message() {
     for b in stores().await {
         let w = world(&b.store, false).await;
         for _ in 0..5 {
-            b.store.apply_prompt(&w.app.appid, &w.openid, &[grant(&w.template.id)], 1).await.expect("grant");
+            b.store
+                .apply_prompt(&w.app.appid, &w.openid, &[grant(&w.template.id)], 1)
+                .await
+                .expect("grant");
         }
         let mut tasks = Vec::new();
         for _ in 0..20 {
@@ -193,10 +255,17 @@ async fn concurrent_sends_with_one_idempotency_key_make_one_message() {
         }
         assert_eq!((accepted, ids.len()), (1, 1), "{}", b.name);
         assert_eq!(
-            b.store.send(&message(&w, Some(("k1", "other")))).await.expect("send"),
+            b.store
+                .send(&message(&w, Some(("k1", "other"))))
+                .await
+                .expect("send"),
             SendOutcome::IdempotencyConflict
         );
-        let c = b.store.consents(&w.app.appid, &w.openid).await.expect("consents");
+        let c = b
+            .store
+            .consents(&w.app.appid, &w.openid)
+            .await
+            .expect("consents");
         assert_eq!(c[0].remaining, 4, "{}: one grant taken", b.name);
     }
 }
@@ -207,15 +276,23 @@ async fn a_quota_admits_exactly_its_limit_per_window() {
         let mut tasks = Vec::new();
         for _ in 0..100 {
             let s = b.store.clone();
-            tasks.push(tokio::spawn(async move { s.take_quota("q", 1000, 30).await.expect("quota") }));
+            tasks.push(tokio::spawn(async move {
+                s.take_quota("q", 1000, 30).await.expect("quota")
+            }));
         }
         let mut yes = 0;
         for t in tasks {
             yes += usize::from(t.await.expect("task"));
         }
         assert_eq!(yes, 30, "{}", b.name);
-        assert!(b.store.take_quota("q", 2000, 30).await.expect("quota"), "a new window resets");
-        assert!(!b.store.take_quota("other", 1000, 0).await.expect("quota"), "limit 0 admits none");
+        assert!(
+            b.store.take_quota("q", 2000, 30).await.expect("quota"),
+            "a new window resets"
+        );
+        assert!(
+            !b.store.take_quota("other", 1000, 0).await.expect("quota"),
+            "limit 0 admits none"
+        );
     }
 }
 
@@ -226,9 +303,12 @@ async fn the_template_cap_and_duplicates_hold_under_concurrency() {
         let lib = Library::builtin();
         let mut tasks = Vec::new();
         for public in lib.templates.iter().take(40) {
-            let t = PrivateTemplate::build(lib, &appid, public.tid, &[1, 2], "", 0).expect("template");
+            let t =
+                PrivateTemplate::build(lib, &appid, public.tid, &[1, 2], "", 0).expect("template");
             let s = b.store.clone();
-            tasks.push(tokio::spawn(async move { s.add_template(&t, 25).await.expect("add") }));
+            tasks.push(tokio::spawn(async move {
+                s.add_template(&t, 25).await.expect("add")
+            }));
         }
         let mut added = 0;
         for t in tasks {
@@ -238,10 +318,17 @@ async fn the_template_cap_and_duplicates_hold_under_concurrency() {
         }
         assert_eq!(added, 25, "{}", b.name);
         let first = &lib.templates[0];
-        let dup = PrivateTemplate::build(lib, &AppId::generate(), first.tid, &[2, 1], "", 0).expect("t");
-        assert_eq!(b.store.add_template(&dup, 25).await.expect("add"), AddTemplateOutcome::Added);
+        let dup =
+            PrivateTemplate::build(lib, &AppId::generate(), first.tid, &[2, 1], "", 0).expect("t");
+        assert_eq!(
+            b.store.add_template(&dup, 25).await.expect("add"),
+            AddTemplateOutcome::Added
+        );
         let again = PrivateTemplate::build(lib, &dup.appid, first.tid, &[1, 2], "", 0).expect("t");
-        assert_eq!(b.store.add_template(&again, 25).await.expect("add"), AddTemplateOutcome::Duplicate);
+        assert_eq!(
+            b.store.add_template(&again, 25).await.expect("add"),
+            AddTemplateOutcome::Duplicate
+        );
     }
 }
 
@@ -260,7 +347,9 @@ async fn a_login_code_is_used_once_even_when_raced() {
         let mut tasks = Vec::new();
         for _ in 0..20 {
             let s = b.store.clone();
-            tasks.push(tokio::spawn(async move { s.consume_login_code("race", 5_000).await.expect("consume") }));
+            tasks.push(tokio::spawn(async move {
+                s.consume_login_code("race", 5_000).await.expect("consume")
+            }));
         }
         let mut valid = 0;
         for t in tasks {
@@ -271,10 +360,19 @@ async fn a_login_code_is_used_once_even_when_raced() {
             }
         }
         assert_eq!(valid, 1, "{}", b.name);
-        assert_eq!(b.store.consume_login_code("nope", 5_000).await.expect("c"), CodeOutcome::Unknown);
-        let late = LoginCode { code: "late".into(), ..code };
+        assert_eq!(
+            b.store.consume_login_code("nope", 5_000).await.expect("c"),
+            CodeOutcome::Unknown
+        );
+        let late = LoginCode {
+            code: "late".into(),
+            ..code
+        };
         b.store.insert_login_code(&late).await.expect("code");
-        assert_eq!(b.store.consume_login_code("late", 10_001).await.expect("c"), CodeOutcome::Expired);
+        assert_eq!(
+            b.store.consume_login_code("late", 10_001).await.expect("c"),
+            CodeOutcome::Expired
+        );
     }
 }
 
@@ -290,14 +388,32 @@ async fn issuing_a_token_cuts_the_older_ones_to_the_grace_period() {
             expires_at: at + 7_200_000,
             superseded: false,
         };
-        b.store.issue_token(&t("a", TokenKind::Normal, 0), 300_000).await.expect("a");
-        b.store.issue_token(&t("s", TokenKind::Stable, 0), 300_000).await.expect("s");
-        b.store.issue_token(&t("b", TokenKind::Normal, 1000), 301_000).await.expect("b");
+        b.store
+            .issue_token(&t("a", TokenKind::Normal, 0), 300_000)
+            .await
+            .expect("a");
+        b.store
+            .issue_token(&t("s", TokenKind::Stable, 0), 300_000)
+            .await
+            .expect("s");
+        b.store
+            .issue_token(&t("b", TokenKind::Normal, 1000), 301_000)
+            .await
+            .expect("b");
         let a = b.store.get_token("a").await.expect("get").expect("a");
         assert_eq!((a.expires_at, a.superseded), (301_000, true), "{}", b.name);
         let s = b.store.get_token("s").await.expect("get").expect("s");
-        assert_eq!((s.expires_at, s.superseded), (7_200_000, false), "stable tokens are isolated");
-        let latest = b.store.latest_token(&appid, TokenKind::Normal).await.expect("latest").expect("b");
+        assert_eq!(
+            (s.expires_at, s.superseded),
+            (7_200_000, false),
+            "stable tokens are isolated"
+        );
+        let latest = b
+            .store
+            .latest_token(&appid, TokenKind::Normal)
+            .await
+            .expect("latest")
+            .expect("b");
         assert_eq!(latest.token, "b");
         assert!(b.store.get_token("zzz").await.expect("get").is_none());
     }
@@ -308,10 +424,21 @@ async fn reopening_the_database_keeps_everything() {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("r.db");
     let (appid, openid, tid) = {
-        let s: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteSettings::new(&path)).expect("open"));
+        let s: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(SqliteSettings::new(&path)).expect("open"));
         let w = world(&s, false).await;
-        s.apply_prompt(&w.app.appid, &w.openid, &[grant(&w.template.id), grant(&w.template.id)], 1).await.expect("g");
-        assert!(matches!(s.send(&message(&w, None)).await.expect("send"), SendOutcome::Accepted(_)));
+        s.apply_prompt(
+            &w.app.appid,
+            &w.openid,
+            &[grant(&w.template.id), grant(&w.template.id)],
+            1,
+        )
+        .await
+        .expect("g");
+        assert!(matches!(
+            s.send(&message(&w, None)).await.expect("send"),
+            SendOutcome::Accepted(_)
+        ));
         (w.app.appid, w.openid, w.template.id)
     };
     let s = SqliteStore::open(SqliteSettings::new(&path)).expect("reopen");
