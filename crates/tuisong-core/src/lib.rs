@@ -10,6 +10,7 @@ pub mod keyword;
 pub mod library;
 pub mod notify;
 pub mod policy;
+pub mod push;
 pub mod service;
 pub mod store;
 pub mod template;

@@ -18,6 +18,7 @@ use crate::ids::{
 use crate::library::{Category, Library, PubTemplate};
 use crate::notify::Notifier;
 use crate::policy::{self, Policy, QuietHours};
+use crate::push::PushEvent;
 use crate::store::{
     AccessToken, AddTemplateOutcome, App, CodeOutcome, InboxEntry, LoginCode, Message,
     MessageStatus, NewMessage, SendOutcome, StopOutcome, Store, Subscriber, TimelineEvent,
@@ -320,8 +321,10 @@ impl Platform {
             let t = self.issue(&app.appid, TokenKind::Stable, now, now).await?;
             return Ok(answer(&t));
         }
+        // Whole seconds, so a reused token always reports expires_in > 300 (silenceper
+        // caches a stable token for expires_in - 300 s).
         if let Some(t) = &current
-            && t.expires_at - now > self.grace()
+            && (t.expires_at - now).div_euclid(SECOND) > self.settings.token_grace_secs
         {
             return Ok(answer(t));
         }
@@ -414,20 +417,18 @@ impl Platform {
         if code.len() > 128 {
             return Err(Error::CodeInvalid);
         }
-        match self.store.consume_login_code(code, self.now()).await? {
+        match self
+            .store
+            .consume_login_code(code, &app.appid, self.now())
+            .await?
+        {
             CodeOutcome::Valid {
                 openid,
                 session_key,
-            } => {
-                // A code belongs to the app it was made for.
-                match self.store.subscriber(&app.appid, &openid).await? {
-                    Some(_) => Ok(Session {
-                        openid,
-                        session_key,
-                    }),
-                    None => Err(Error::CodeInvalid),
-                }
-            }
+            } => Ok(Session {
+                openid,
+                session_key,
+            }),
             CodeOutcome::Unknown | CodeOutcome::Expired => Err(Error::CodeInvalid),
             CodeOutcome::Used => Err(Error::CodeUsed),
         }
@@ -809,7 +810,7 @@ impl Platform {
                     "lang": lang,
                     "miniprogram_state": state,
                     "urgent": req.urgent,
-                    "send_at": send_at,
+                    "send_at": req.send_at,
                     "ttl_seconds": req.ttl_seconds,
                 });
                 let hash = hex::encode(&Sha256::digest(canonical.to_string().as_bytes())[..16]);
@@ -942,9 +943,27 @@ impl Platform {
             return Err(Error::Invalid("value must be a finite number".into()));
         }
         let detail = serde_json::json!({"event": event, "value": value}).to_string();
+        let m = self.message(appid, msgid).await?;
+        let mut extra = vec![("ConversionEvent", event.to_owned())];
+        if let Some(v) = value {
+            extra.push(("ConversionValue", v.to_string()));
+        }
+        let push = PushEvent::extension(
+            "tuisong_msg_converted",
+            m.template_id.as_str(),
+            msgid,
+            &extra,
+        );
         if self
             .store
-            .add_event(appid, MsgId(msgid), "converted", Some(&detail), self.now())
+            .add_event(
+                appid,
+                MsgId(msgid),
+                "converted",
+                Some(&detail),
+                Some(&push),
+                self.now(),
+            )
             .await?
         {
             Ok(())
@@ -973,6 +992,15 @@ impl Platform {
             .store
             .ack(user, MsgId(msgid), device, self.now())
             .await?)
+    }
+
+    /// "Stop receiving this" from a received card: the template is switched off for the
+    /// user (sends get 43101) and a change event goes to the app's server.
+    pub async fn unsubscribe_from_message(&self, user: &UserId, msgid: u64) -> Result<TemplateId> {
+        self.store
+            .unsubscribe_from_message(user, MsgId(msgid), self.now())
+            .await?
+            .ok_or(Error::NotFound("message"))
     }
 
     /// The user tapped a card: counts the click, returns the message (for its page).

@@ -13,6 +13,7 @@ use crate::clock::Millis;
 use crate::consent::{ConsentState, ConsumeRule, PromptEffect};
 use crate::ids::{AppId, MsgId, OpenId, Secret, TemplateId, UserId};
 use crate::policy::{CapRule, Policy, QuietHours, QuotaCheck};
+use crate::push::{OutboxItem, PushAttempt, PushConfig, PushEvent};
 use crate::template::{PrivateTemplate, Row};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -367,8 +368,14 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- login codes (wx.login → jscode2session)
     async fn insert_login_code(&self, code: &LoginCode) -> Result<(), StoreError>;
-    /// Marks the code used if it is valid; says why not otherwise.
-    async fn consume_login_code(&self, code: &str, now: Millis) -> Result<CodeOutcome, StoreError>;
+    /// Marks the code used if it is valid and was made for `appid`; says why not
+    /// otherwise (a code of another app is `Unknown` and stays usable by its own app).
+    async fn consume_login_code(
+        &self,
+        code: &str,
+        appid: &AppId,
+        now: Millis,
+    ) -> Result<CodeOutcome, StoreError>;
 
     // ---- private templates
     async fn add_template(
@@ -425,6 +432,7 @@ pub trait Store: Send + Sync + 'static {
         msgid: MsgId,
         event: &str,
         detail: Option<&str>,
+        push: Option<&PushEvent>,
         now: Millis,
     ) -> Result<bool, StoreError>;
 
@@ -466,4 +474,42 @@ pub trait Store: Send + Sync + 'static {
         user_id: &UserId,
         q: Option<&QuietHours>,
     ) -> Result<(), StoreError>;
+
+    // ---- message push
+    async fn get_push_config(&self, appid: &AppId) -> Result<Option<PushConfig>, StoreError>;
+    /// None removes the config; queued events of the app are then dropped by the worker.
+    async fn set_push_config(
+        &self,
+        appid: &AppId,
+        config: Option<&PushConfig>,
+    ) -> Result<(), StoreError>;
+    /// Claims due outbox rows, at most one per (app, openid) and only the oldest pending
+    /// one of each (per-user order), leasing them until `lease_until`.
+    async fn claim_push(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Records an attempt; `next` None with `attempt.ok` ends the row delivered, None
+    /// without ok ends it given up, Some schedules the retry.
+    async fn finish_push(
+        &self,
+        appid: &AppId,
+        attempt: &PushAttempt,
+        next: Option<Millis>,
+    ) -> Result<(), StoreError>;
+    async fn push_attempts(
+        &self,
+        appid: &AppId,
+        limit: usize,
+    ) -> Result<Vec<PushAttempt>, StoreError>;
+    /// Turns a template off for the user from a received card ("stop receiving this"),
+    /// as the settings switch does. Returns the message's template, None if not the user's.
+    async fn unsubscribe_from_message(
+        &self,
+        user_id: &UserId,
+        msgid: MsgId,
+        now: Millis,
+    ) -> Result<Option<TemplateId>, StoreError>;
 }

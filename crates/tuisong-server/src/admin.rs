@@ -19,6 +19,73 @@ pub fn router() -> Router<AppState> {
         .route("/admin/apps/{appid}", get(get_app))
         .route("/admin/apps/{appid}/secret", get(reveal_secret))
         .route("/admin/apps/{appid}/reset-secret", post(reset_secret))
+        .route(
+            "/admin/apps/{appid}/push-config",
+            get(get_push).put(put_push).delete(delete_push),
+        )
+        .route(
+            "/admin/apps/{appid}/push-config/deliveries",
+            get(push_deliveries),
+        )
+        .route("/admin/apps/{appid}/push-config/test", post(test_push))
+}
+
+async fn admin_app(
+    state: &AppState,
+    headers: &HeaderMap,
+    appid: &str,
+) -> Result<tuisong_core::ids::AppId, ApiError> {
+    check_admin(state, headers)?;
+    Ok(state.platform.app(appid).await?.appid)
+}
+
+async fn put_push(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(appid): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let appid = admin_app(&state, &headers, &appid).await?;
+    let b = json_object(&body)?;
+    Ok(Json(crate::push_api::put(&state, &appid, &b).await?))
+}
+
+async fn get_push(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(appid): Path<String>,
+) -> ApiResult {
+    let appid = admin_app(&state, &headers, &appid).await?;
+    Ok(Json(crate::push_api::get(&state, &appid).await?))
+}
+
+async fn delete_push(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(appid): Path<String>,
+) -> ApiResult {
+    let appid = admin_app(&state, &headers, &appid).await?;
+    Ok(Json(crate::push_api::delete(&state, &appid).await?))
+}
+
+async fn push_deliveries(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(appid): Path<String>,
+) -> ApiResult {
+    let appid = admin_app(&state, &headers, &appid).await?;
+    Ok(Json(
+        crate::push_api::deliveries(&state, &appid, None).await?,
+    ))
+}
+
+async fn test_push(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(appid): Path<String>,
+) -> ApiResult {
+    let appid = admin_app(&state, &headers, &appid).await?;
+    Ok(Json(crate::push_api::test(&state, &appid).await?))
 }
 
 fn check_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {

@@ -34,6 +34,7 @@ pub struct Application {
     listener: TcpListener,
     shutdown: tokio::sync::watch::Sender<bool>,
     worker_tick: std::time::Duration,
+    push: crate::push::PushSettings,
     addr: SocketAddr,
     router: Router,
     pub state: AppState,
@@ -90,11 +91,18 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn not_found() -> impl IntoResponse {
+/// Unknown paths: the WeChat dialect's prefixes answer like WeChat (HTTP 200, errcode
+/// 48001) so SDKs report an API error rather than a transport one; others get a 404.
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    let p = uri.path();
+    if p.starts_with("/cgi-bin/") || p.starts_with("/sns/") || p.starts_with("/wxaapi/") {
+        return crate::http::wx_fixed(48001, "api unauthorized");
+    }
     (
         StatusCode::NOT_FOUND,
         axum::Json(json!({"error": {"code": "not_found", "message": "no such endpoint"}})),
     )
+        .into_response()
 }
 
 async fn healthz() -> &'static str {
@@ -135,6 +143,7 @@ impl Application {
                 ping_interval: settings.ping_interval,
             },
             shutdown: shutdown_rx,
+            push_http: crate::push::http_client(settings.push.timeout),
         };
         let router = Router::new()
             .merge(wechat::router())
@@ -156,6 +165,7 @@ impl Application {
             listener,
             shutdown,
             worker_tick: settings.worker_tick,
+            push: settings.push.clone(),
             addr,
             router,
             state,
@@ -188,6 +198,13 @@ impl Application {
             self.worker_tick,
             self.state.shutdown.clone(),
         ));
+        let pusher = tokio::spawn(crate::push::run_pusher(
+            self.state.platform.clone(),
+            self.state.push_http.clone(),
+            self.push,
+            self.worker_tick,
+            self.state.shutdown.clone(),
+        ));
         let shutdown = self.shutdown;
         let stop = async move {
             stop.await;
@@ -197,6 +214,7 @@ impl Application {
             .with_graceful_shutdown(stop)
             .await;
         let _ = worker.await;
+        let _ = pusher.await;
         served
     }
 }

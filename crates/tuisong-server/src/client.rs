@@ -28,6 +28,21 @@ pub fn router() -> Router<AppState> {
         .route("/client/v1/inbox", get(inbox))
         .route("/client/v1/messages/{msgid}/ack", post(ack))
         .route("/client/v1/messages/{msgid}/open", post(open))
+        .route("/client/v1/messages/{msgid}/unsubscribe", post(unsubscribe))
+}
+
+/// `POST /client/v1/messages/{msgid}/unsubscribe`: "stop receiving this" from a card.
+async fn unsubscribe(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(msgid): Path<String>,
+) -> ApiResult {
+    let user = user_of(&state, &headers).await?;
+    let t = state
+        .platform
+        .unsubscribe_from_message(&user.user_id, msgid_of(&msgid)?)
+        .await?;
+    Ok(Json(json!({"template_id": t, "status": "reject"})))
 }
 
 async fn user_of(state: &AppState, headers: &HeaderMap) -> Result<User, ApiError> {

@@ -155,6 +155,10 @@ pub enum ClientFrame {
     Open {
         msgid: u64,
     },
+    /// "Stop receiving this": turns the card's template off for this user.
+    Unsubscribe {
+        msgid: u64,
+    },
     Pong,
     Ping,
 }
@@ -425,6 +429,21 @@ async fn handle_frame(
                     .await?;
                 }
                 Err(e) => return Err(e.into()),
+            }
+        }
+        ClientFrame::Unsubscribe { msgid } => {
+            if let Err(Error::NotFound(_)) = state
+                .platform
+                .unsubscribe_from_message(&user.user_id, msgid)
+                .await
+            {
+                send(
+                    socket,
+                    &ServerFrame::Error {
+                        message: format!("no message {msgid}"),
+                    },
+                )
+                .await?;
             }
         }
         ClientFrame::Ping => send(socket, &ServerFrame::Ping).await?,

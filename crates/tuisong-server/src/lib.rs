@@ -9,6 +9,8 @@ pub mod client;
 pub mod demo;
 pub mod gateway;
 pub mod http;
+pub mod push;
+pub mod push_api;
 pub mod render;
 pub mod settings;
 pub mod state;

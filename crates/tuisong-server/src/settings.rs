@@ -24,6 +24,7 @@ pub struct Settings {
     /// Device sessions get a ping this often; silent twice as long, they are closed.
     pub ping_interval: std::time::Duration,
     pub max_connections: usize,
+    pub push: crate::push::PushSettings,
 }
 
 impl Default for Settings {
@@ -38,6 +39,7 @@ impl Default for Settings {
             worker_tick: std::time::Duration::from_secs(1),
             ping_interval: std::time::Duration::from_secs(30),
             max_connections: 200_000,
+            push: crate::push::PushSettings::default(),
         }
     }
 }
@@ -68,6 +70,7 @@ struct FileSettings {
     worker_tick_ms: Option<u64>,
     ping_interval_secs: Option<u64>,
     max_connections: Option<usize>,
+    push_retry_hours: Option<u64>,
 }
 
 /// Values given on the command line (highest precedence).
@@ -160,6 +163,15 @@ impl Settings {
             }
             if let Some(v) = f.max_connections {
                 s.max_connections = v;
+            }
+            if let Some(v) = f.push_retry_hours {
+                if !(1..=168).contains(&v) {
+                    return Err(SettingsError::Value {
+                        key: "push_retry_hours".into(),
+                        message: "must be between 1 and 168".into(),
+                    });
+                }
+                s.push.retry_horizon = std::time::Duration::from_secs(v * 3600);
             }
         }
         for (k, v) in env {

@@ -22,4 +22,6 @@ pub struct AppState {
     pub limits: Limits,
     /// Turns true when the server stops; device sessions and workers end.
     pub shutdown: watch::Receiver<bool>,
+    /// Client for the apps' receiving servers (message push).
+    pub push_http: reqwest::Client,
 }

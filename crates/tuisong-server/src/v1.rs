@@ -10,7 +10,7 @@ use crate::wechat::send_request;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
@@ -27,6 +27,44 @@ pub fn router() -> Router<AppState> {
         .route("/v1/messages/{msgid}/conversions", post(conversion))
         .route("/v1/consents/{openid}", get(consents))
         .route("/v1/policy", get(get_policy).put(put_policy))
+        .route(
+            "/v1/push-config",
+            get(get_push).put(put_push).delete(delete_push),
+        )
+        .route("/v1/push-config/deliveries", get(push_deliveries))
+        .route("/v1/push-config/test", post(test_push))
+}
+
+async fn put_push(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let appid = app_of(&state, &headers).await?;
+    let b = json_object(&body)?;
+    Ok(Json(crate::push_api::put(&state, &appid, &b).await?))
+}
+
+async fn get_push(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let appid = app_of(&state, &headers).await?;
+    Ok(Json(crate::push_api::get(&state, &appid).await?))
+}
+
+async fn delete_push(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let appid = app_of(&state, &headers).await?;
+    Ok(Json(crate::push_api::delete(&state, &appid).await?))
+}
+
+async fn push_deliveries(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> ApiResult {
+    let appid = app_of(&state, &headers).await?;
+    Ok(Json(
+        crate::push_api::deliveries(&state, &appid, q.get("limit").map(String::as_str)).await?,
+    ))
+}
+
+async fn test_push(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let appid = app_of(&state, &headers).await?;
+    Ok(Json(crate::push_api::test(&state, &appid).await?))
 }
 
 async fn app_of(state: &AppState, headers: &HeaderMap) -> Result<AppId, ApiError> {

@@ -127,3 +127,36 @@ CREATE TABLE policies (
     appid   TEXT PRIMARY KEY,
     policy  TEXT NOT NULL
 );
+-- message push (消息推送): config, durable outbox, attempt log
+CREATE TABLE push_configs (
+    appid             TEXT PRIMARY KEY,
+    config            TEXT NOT NULL,
+    extension_events  INTEGER NOT NULL
+);
+CREATE TABLE push_outbox (
+    id               INTEGER PRIMARY KEY,
+    appid            TEXT NOT NULL,
+    openid           TEXT NOT NULL,
+    event            TEXT NOT NULL,
+    status           TEXT NOT NULL DEFAULT 'pending',
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER NOT NULL,
+    created_at       INTEGER NOT NULL
+);
+CREATE INDEX push_outbox_due ON push_outbox (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX push_outbox_user ON push_outbox (appid, openid, id) WHERE status = 'pending';
+CREATE TABLE push_attempts (
+    id           INTEGER PRIMARY KEY,
+    appid        TEXT NOT NULL,
+    at           INTEGER NOT NULL,
+    outbox_id    INTEGER NOT NULL,
+    event        TEXT NOT NULL,
+    openid       TEXT NOT NULL,
+    attempt      INTEGER NOT NULL,
+    ok           INTEGER NOT NULL,
+    http_status  INTEGER,
+    error        TEXT,
+    duration_ms  INTEGER NOT NULL,
+    outcome      TEXT NOT NULL
+);
+CREATE INDEX push_attempts_app ON push_attempts (appid, id);

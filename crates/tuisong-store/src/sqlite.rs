@@ -18,6 +18,10 @@ use tuisong_core::consent::{ConsentState, ConsumeRule, Decision, PromptEffect};
 use tuisong_core::ids::{AppId, MsgId, OpenId, Secret, TemplateId, UserId};
 use tuisong_core::library::TemplateKind;
 use tuisong_core::policy::{Policy, QuietHours};
+use tuisong_core::push::{
+    OutboxItem, PromptItem, PushAttempt, PushConfig, PushEvent, SENT_CANCELLED, SENT_EXPIRED,
+    SENT_RECALLED, SENT_SUCCESS,
+};
 use tuisong_core::store::{
     AccessToken, AddTemplateOutcome, App, CodeOutcome, EntryKind, InboxEntry, LoginCode, Message,
     MessageStatus, NewMessage, SendOutcome, StopOutcome, Store, StoreError, Subscriber,
@@ -431,6 +435,119 @@ fn take_unit(
 
 const PENDING: &str = "('scheduled', 'held', 'accepted')";
 
+/// Queues a push event for the app's receiving server, in the caller's transaction.
+/// Nothing is queued for an app without a push config, nor extension events for an app
+/// that did not opt in.
+fn enqueue(
+    c: &Connection,
+    appid: &str,
+    openid: &str,
+    ev: &PushEvent,
+    now: Millis,
+) -> rusqlite::Result<()> {
+    let ext: Option<bool> = c
+        .prepare_cached("SELECT extension_events FROM push_configs WHERE appid = ?1")?
+        .query_row([appid], |r| r.get(0))
+        .optional()?;
+    match ext {
+        None => return Ok(()),
+        Some(false) if ev.is_extension() => return Ok(()),
+        _ => {}
+    }
+    c.prepare_cached(
+        "INSERT INTO push_outbox (appid, openid, event, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+    )?
+    .execute(params![appid, openid, json(ev)?, now])?;
+    Ok(())
+}
+
+/// The (appid, openid, template id) of a message.
+fn message_keys(c: &Connection, msgid: i64) -> rusqlite::Result<(String, String, String)> {
+    c.prepare_cached("SELECT appid, openid, tmpl_id FROM messages WHERE msgid = ?1")?
+        .query_row([msgid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+}
+
+fn sent_event(
+    c: &Connection,
+    msgid: i64,
+    code: i64,
+    status: &str,
+    now: Millis,
+) -> rusqlite::Result<()> {
+    let (appid, openid, tmpl) = message_keys(c, msgid)?;
+    let ev = PushEvent::Sent {
+        template_id: tmpl,
+        msgid: msgid as u64,
+        error_code: code,
+        error_status: status.to_owned(),
+    };
+    enqueue(c, &appid, &openid, &ev, now)
+}
+
+fn extension_event(
+    c: &Connection,
+    msgid: i64,
+    name: &str,
+    extra: &[(&str, String)],
+    now: Millis,
+) -> rusqlite::Result<()> {
+    let (appid, openid, tmpl) = message_keys(c, msgid)?;
+    enqueue(
+        c,
+        &appid,
+        &openid,
+        &PushEvent::extension(name, &tmpl, msgid as u64, extra),
+        now,
+    )
+}
+
+/// The settings switch of one template. Turning it off queues a change event (only
+/// rejections are pushed, as WeChat does) when it was not off already.
+fn switch_item(
+    c: &Connection,
+    appid: &str,
+    openid: &str,
+    tmpl: &str,
+    on: bool,
+    now: Millis,
+) -> rusqlite::Result<()> {
+    let was_off: Option<bool> = c
+        .prepare_cached(
+            "SELECT switched_off FROM consents WHERE appid = ?1 AND openid = ?2 AND tmpl_id = ?3",
+        )?
+        .query_row(params![appid, openid, tmpl], |r| r.get(0))
+        .optional()?;
+    if on {
+        // Only a template the user was asked about can be switched back on; the settings
+        // page lists nothing else, and it must not subscribe anyone without a prompt.
+        c.prepare_cached(
+            "UPDATE consents SET status = 'accept', switched_off = 0, kept = 'accept', updated_at = ?4
+             WHERE appid = ?1 AND openid = ?2 AND tmpl_id = ?3",
+        )?
+        .execute(params![appid, openid, tmpl, now])?;
+        return Ok(());
+    }
+    let d = Decision::Reject;
+    c.prepare_cached(
+        "INSERT INTO consents (appid, openid, tmpl_id, status, switched_off, kept, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?4, ?6)
+         ON CONFLICT (appid, openid, tmpl_id) DO UPDATE SET
+            status = excluded.status, switched_off = excluded.switched_off,
+            kept = excluded.kept, updated_at = excluded.updated_at",
+    )?
+    .execute(params![appid, openid, tmpl, d.as_str(), !on, now])?;
+    if !on && was_off != Some(true) {
+        let ev = PushEvent::Change {
+            items: vec![PromptItem {
+                template_id: tmpl.to_owned(),
+                status: "reject".to_owned(),
+            }],
+        };
+        enqueue(c, appid, openid, &ev, now)?;
+    }
+    Ok(())
+}
+
 fn json<T: serde::Serialize>(v: &T) -> rusqlite::Result<String> {
     serde_json::to_string(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }
@@ -666,17 +783,25 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn consume_login_code(&self, code: &str, now: Millis) -> Result<CodeOutcome, StoreError> {
-        let code = code.to_owned();
+    async fn consume_login_code(
+        &self,
+        code: &str,
+        appid: &AppId,
+        now: Millis,
+    ) -> Result<CodeOutcome, StoreError> {
+        let (code, appid) = (code.to_owned(), appid.clone());
         self.write(move |c| {
             let taken = c
                 .prepare_cached(
-                    "UPDATE login_codes SET used_at = ?2 WHERE code = ?1 AND used_at IS NULL AND expires_at > ?2",
+                    "UPDATE login_codes SET used_at = ?3
+                     WHERE code = ?1 AND appid = ?2 AND used_at IS NULL AND expires_at > ?3",
                 )?
-                .execute(params![code, now])?;
+                .execute(params![code, appid.as_str(), now])?;
             let row: Option<(String, String, Option<i64>)> = c
-                .prepare_cached("SELECT openid, session_key, used_at FROM login_codes WHERE code = ?1")?
-                .query_row([&code], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .prepare_cached(
+                    "SELECT openid, session_key, used_at FROM login_codes WHERE code = ?1 AND appid = ?2",
+                )?
+                .query_row(params![code, appid.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
             Ok(match (taken, row) {
                 (1, Some((openid, session_key, _))) => CodeOutcome::Valid {
@@ -822,6 +947,17 @@ impl Store for SqliteStore {
                     now
                 ])?;
             }
+            let shown: Vec<PromptItem> = effects
+                .iter()
+                .filter(|e| e.shown)
+                .map(|e| PromptItem {
+                    template_id: e.template_id.to_string(),
+                    status: e.result.as_str().to_owned(),
+                })
+                .collect();
+            if !shown.is_empty() {
+                enqueue(c, appid.as_str(), openid.as_str(), &PushEvent::Popup { items: shown }, now)?;
+            }
             Ok(())
         })
         .await
@@ -836,23 +972,8 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> Result<(), StoreError> {
         let (appid, openid, tid) = (appid.clone(), openid.clone(), template_id.clone());
-        let d = if on {
-            Decision::Accept
-        } else {
-            Decision::Reject
-        };
-        self.write(move |c| {
-            c.prepare_cached(
-                "INSERT INTO consents (appid, openid, tmpl_id, status, switched_off, kept, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?4, ?6)
-                 ON CONFLICT (appid, openid, tmpl_id) DO UPDATE SET
-                    status = excluded.status, switched_off = excluded.switched_off,
-                    kept = excluded.kept, updated_at = excluded.updated_at",
-            )?
-            .execute(params![appid.as_str(), openid.as_str(), tid.as_str(), d.as_str(), !on, now])?;
-            Ok(())
-        })
-        .await
+        self.write(move |c| switch_item(c, appid.as_str(), openid.as_str(), tid.as_str(), on, now))
+            .await
     }
 
     async fn send(&self, msg: &NewMessage) -> Result<SendOutcome, StoreError> {
@@ -919,9 +1040,11 @@ impl Store for SqliteStore {
         msgid: MsgId,
         name: &str,
         detail: Option<&str>,
+        push: Option<&PushEvent>,
         now: Millis,
     ) -> Result<bool, StoreError> {
         let (appid, name, detail) = (appid.clone(), name.to_owned(), detail.map(str::to_owned));
+        let push = push.cloned();
         let Ok(id) = i64::try_from(msgid.0) else {
             return Ok(false);
         };
@@ -934,6 +1057,10 @@ impl Store for SqliteStore {
                 return Ok(false);
             }
             event(c, id, now, &name, None, detail.as_deref())?;
+            if let Some(ev) = &push {
+                let (appid, openid, _) = message_keys(c, id)?;
+                enqueue(c, &appid, &openid, ev, now)?;
+            }
             Ok(true)
         })
         .await
@@ -989,11 +1116,17 @@ impl Store for SqliteStore {
             if first_on_device {
                 event(c, id, now, "delivered", Some(&device), None)?;
             }
-            Ok(c.prepare_cached(
-                "UPDATE messages SET status = 'delivered', delivered_at = ?2 WHERE msgid = ?1 AND status = 'accepted'",
-            )?
-            .execute(params![id, now])?
-                == 1)
+            let first = c
+                .prepare_cached(
+                    "UPDATE messages SET status = 'delivered', delivered_at = ?2 WHERE msgid = ?1 AND status = 'accepted'",
+                )?
+                .execute(params![id, now])?
+                == 1;
+            if first {
+                sent_event(c, id, SENT_SUCCESS, "success", now)?;
+                extension_event(c, id, "tuisong_msg_delivered", &[("Device", device.clone())], now)?;
+            }
+            Ok(first)
         })
         .await
     }
@@ -1016,6 +1149,13 @@ impl Store for SqliteStore {
                 .optional()?;
             if m.is_some() {
                 event(c, id, now, "opened", Some(&device), None)?;
+                extension_event(
+                    c,
+                    id,
+                    "tuisong_msg_opened",
+                    &[("Device", device.clone())],
+                    now,
+                )?;
                 c.prepare_cached(
                     "UPDATE messages SET opened_at = COALESCE(opened_at, ?2) WHERE msgid = ?1",
                 )?
@@ -1082,6 +1222,7 @@ impl Store for SqliteStore {
                         "no grant to refund"
                     }),
                 )?;
+                sent_event(c, msgid, SENT_EXPIRED, "expired", now)?;
             }
             Ok(due.into_iter().map(|m| MsgId(m as u64)).collect())
         })
@@ -1149,6 +1290,189 @@ impl Store for SqliteStore {
             c.prepare_cached("UPDATE users SET quiet_hours = ?2 WHERE user_id = ?1")?
                 .execute(params![user.as_str(), text])?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn get_push_config(&self, appid: &AppId) -> Result<Option<PushConfig>, StoreError> {
+        let appid = appid.clone();
+        let text: Option<String> = self
+            .read(move |c| {
+                c.prepare_cached("SELECT config FROM push_configs WHERE appid = ?1")?
+                    .query_row([appid.as_str()], |r| r.get(0))
+                    .optional()
+            })
+            .await?;
+        text.map(|t| {
+            serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("push config: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn set_push_config(
+        &self,
+        appid: &AppId,
+        config: Option<&PushConfig>,
+    ) -> Result<(), StoreError> {
+        let appid = appid.clone();
+        let row = config
+            .map(|cfg| serde_json::to_string(cfg).map(|t| (t, cfg.extension_events)))
+            .transpose()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.write(move |c| {
+            match &row {
+                Some((text, ext)) => c
+                    .prepare_cached(
+                        "INSERT INTO push_configs (appid, config, extension_events) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (appid) DO UPDATE SET config = excluded.config,
+                            extension_events = excluded.extension_events",
+                    )?
+                    .execute(params![appid.as_str(), text, ext])?,
+                None => c
+                    .prepare_cached("DELETE FROM push_configs WHERE appid = ?1")?
+                    .execute([appid.as_str()])?,
+            };
+            Ok(())
+        })
+        .await
+    }
+
+    async fn claim_push(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        self.write(move |c| {
+            let rows: Vec<(i64, String, String, String, u32, i64)> = c
+                .prepare_cached(
+                    "SELECT o.id, o.appid, o.openid, o.event, o.attempts, o.created_at FROM push_outbox o
+                     WHERE o.status = 'pending' AND o.next_attempt_at <= ?1
+                       AND o.id = (SELECT MIN(p.id) FROM push_outbox p
+                                   WHERE p.appid = o.appid AND p.openid = o.openid AND p.status = 'pending')
+                     ORDER BY o.next_attempt_at, o.id LIMIT ?2",
+                )?
+                .query_map(params![now, limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut out = Vec::with_capacity(rows.len());
+            for (id, appid, openid, event, attempts, created_at) in rows {
+                c.prepare_cached("UPDATE push_outbox SET next_attempt_at = ?2 WHERE id = ?1")?
+                    .execute(params![id, lease_until])?;
+                out.push(OutboxItem {
+                    id,
+                    appid,
+                    openid,
+                    event: serde_json::from_str(&event).map_err(|_| corrupt("push event"))?,
+                    attempts,
+                    created_at,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn finish_push(
+        &self,
+        appid: &AppId,
+        a: &PushAttempt,
+        next: Option<Millis>,
+    ) -> Result<(), StoreError> {
+        let (appid, a) = (appid.clone(), a.clone());
+        self.write(move |c| {
+            match (a.ok, next) {
+                (true, _) => c
+                    .prepare_cached("UPDATE push_outbox SET status = 'delivered', attempts = attempts + 1 WHERE id = ?1")?
+                    .execute([a.outbox_id])?,
+                (false, None) => c
+                    .prepare_cached("UPDATE push_outbox SET status = 'dead', attempts = attempts + 1 WHERE id = ?1")?
+                    .execute([a.outbox_id])?,
+                (false, Some(t)) => c
+                    .prepare_cached("UPDATE push_outbox SET next_attempt_at = ?2, attempts = attempts + 1 WHERE id = ?1")?
+                    .execute(params![a.outbox_id, t])?,
+            };
+            c.prepare_cached(
+                "INSERT INTO push_attempts (appid, at, outbox_id, event, openid, attempt, ok, http_status, error, duration_ms, outcome)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                appid.as_str(),
+                a.at,
+                a.outbox_id,
+                a.event,
+                a.openid,
+                a.attempt,
+                a.ok,
+                a.http_status,
+                a.error,
+                a.duration_ms as i64,
+                a.outcome
+            ])?;
+            // Keep the last 1000 attempts per app.
+            c.prepare_cached(
+                "DELETE FROM push_attempts WHERE appid = ?1 AND id < (
+                    SELECT id FROM push_attempts WHERE appid = ?1 ORDER BY id DESC LIMIT 1 OFFSET 999)",
+            )?
+            .execute([appid.as_str()])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn push_attempts(
+        &self,
+        appid: &AppId,
+        limit: usize,
+    ) -> Result<Vec<PushAttempt>, StoreError> {
+        let appid = appid.clone();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT at, outbox_id, event, openid, attempt, ok, http_status, error, duration_ms, outcome
+                 FROM push_attempts WHERE appid = ?1 ORDER BY id DESC LIMIT ?2",
+            )?
+            .query_map(params![appid.as_str(), limit as i64], |r| {
+                Ok(PushAttempt {
+                    at: r.get(0)?,
+                    outbox_id: r.get(1)?,
+                    event: r.get(2)?,
+                    openid: r.get(3)?,
+                    attempt: r.get(4)?,
+                    ok: r.get(5)?,
+                    http_status: r.get(6)?,
+                    error: r.get(7)?,
+                    duration_ms: r.get::<_, i64>(8)? as u64,
+                    outcome: r.get(9)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn unsubscribe_from_message(
+        &self,
+        user_id: &UserId,
+        msgid: MsgId,
+        now: Millis,
+    ) -> Result<Option<TemplateId>, StoreError> {
+        let user = user_id.clone();
+        let id = msgid.0 as i64;
+        self.write(move |c| {
+            let row: Option<(String, String, String)> = c
+                .prepare_cached(
+                    "SELECT appid, openid, tmpl_id FROM messages WHERE msgid = ?1 AND user_id = ?2",
+                )?
+                .query_row(params![id, user.as_str()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()?;
+            let Some((appid, openid, tmpl)) = row else {
+                return Ok(None);
+            };
+            switch_item(c, &appid, &openid, &tmpl, false, now)?;
+            Ok(Some(TemplateId::from_trusted(tmpl)))
         })
         .await
     }
@@ -1334,6 +1658,11 @@ fn stop_in_tx(
                 "no grant to refund"
             }),
         )?;
+        if recall {
+            sent_event(c, msgid, SENT_RECALLED, "recalled", now)?;
+        } else {
+            sent_event(c, msgid, SENT_CANCELLED, "cancelled", now)?;
+        }
         // An accepted card may already sit on a device without an ack: take it back.
         let tombstone = if status == MessageStatus::Accepted {
             Some(tombstone(c)?)
@@ -1351,6 +1680,7 @@ fn stop_in_tx(
         )?
         .execute(params![msgid, now])?;
         event(c, msgid, now, "recalled", None, None)?;
+        extension_event(c, msgid, "tuisong_msg_recalled", &[], now)?;
         return Ok(StopOutcome::Recalled {
             tombstone: tombstone(c)?,
         });

@@ -1,9 +1,11 @@
 //! The `tuisong` command: `serve` runs the server; `app …` manages apps through the admin
-//! HTTP API (never the database), `bench` measures. Parse → dispatch; errors are printed
+//! HTTP API (never the database); `device` is a terminal device on the device API;
+//! `bench` measures. Parse → dispatch; errors are printed
 //! with their chain and turn into a non-zero exit code.
 
 mod bench;
 mod cli_app;
+mod device;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -38,6 +40,8 @@ enum Cmd {
     },
     /// Manage apps through the admin API.
     App(cli_app::AppArgs),
+    /// A terminal device: signs a user in, accepts templates, shows notifications live.
+    Device(device::DeviceArgs),
     /// Benchmarks with a baseline measured in the same run.
     Bench(bench::BenchArgs),
 }
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
                 config,
             } => serve(listen, data_dir, config).await,
             Cmd::App(args) => cli_app::run(args).await,
+            Cmd::Device(args) => device::run(args).await,
             Cmd::Bench(args) => bench::run(args).await,
         }
     });

@@ -8,8 +8,8 @@ use tuisong_core::consent::{ConsumeRule, Decision, PromptEffect, PromptStatus};
 use tuisong_core::ids::{AppId, OpenId, Secret, TemplateId, UserId, generate_original_id};
 use tuisong_core::library::Library;
 use tuisong_core::store::{
-    AccessToken, AddTemplateOutcome, App, CodeOutcome, LoginCode, NewMessage, SendOutcome, Store,
-    TokenKind, User,
+    AccessToken, AddTemplateOutcome, App, CodeOutcome, LoginCode, MessageStatus, NewMessage,
+    SendOutcome, StopOutcome, Store, TokenKind, User,
 };
 use tuisong_core::template::{PrivateTemplate, example_data};
 use tuisong_store::{SqliteSettings, SqliteStore};
@@ -107,6 +107,10 @@ fn message(w: &World, idem: Option<(&str, &str)>) -> NewMessage {
         miniprogram_state: "formal".into(),
         consume: ConsumeRule::from(w.template.kind),
         idempotency: idem.map(|(k, h)| (k.to_owned(), h.to_owned())),
+        urgent: false,
+        hold: None,
+        expires_at: None,
+        quotas: Vec::new(),
         created_at: 1,
     }
 }
@@ -130,7 +134,9 @@ async fn consent_is_consumed_exactly_once_per_grant_under_concurrency() {
         let mut refused = 0;
         for t in tasks {
             match t.await.expect("task") {
-                SendOutcome::Accepted(id) => assert!(accepted.insert(id), "msgids are unique"),
+                SendOutcome::Accepted { msgid: id, .. } => {
+                    assert!(accepted.insert(id), "msgids are unique")
+                }
                 SendOutcome::NoConsent => refused += 1,
                 other => panic!("{}: unexpected {other:?}", b.name),
             }
@@ -192,7 +198,7 @@ async fn a_send_to_an_unknown_openid_or_a_switched_off_template_takes_nothing() 
             .expect("main on");
         assert!(matches!(
             b.store.send(&message(&w, None)).await.expect("send"),
-            SendOutcome::Accepted(_)
+            SendOutcome::Accepted { msgid: _, .. }
         ));
     }
 }
@@ -215,7 +221,7 @@ async fn a_long_term_subscription_is_not_used_up() {
             assert!(
                 matches!(
                     b.store.send(&message(&w, None)).await.expect("send"),
-                    SendOutcome::Accepted(_)
+                    SendOutcome::Accepted { msgid: _, .. }
                 ),
                 "{}",
                 b.name
@@ -243,7 +249,7 @@ async fn concurrent_sends_with_one_idempotency_key_make_one_message() {
         let mut accepted = 0;
         for t in tasks {
             match t.await.expect("task") {
-                SendOutcome::Accepted(id) => {
+                SendOutcome::Accepted { msgid: id, .. } => {
                     accepted += 1;
                     ids.insert(id);
                 }
@@ -346,9 +352,11 @@ async fn a_login_code_is_used_once_even_when_raced() {
         b.store.insert_login_code(&code).await.expect("code");
         let mut tasks = Vec::new();
         for _ in 0..20 {
-            let s = b.store.clone();
+            let (s, appid) = (b.store.clone(), w.app.appid.clone());
             tasks.push(tokio::spawn(async move {
-                s.consume_login_code("race", 5_000).await.expect("consume")
+                s.consume_login_code("race", &appid, 5_000)
+                    .await
+                    .expect("consume")
             }));
         }
         let mut valid = 0;
@@ -360,8 +368,31 @@ async fn a_login_code_is_used_once_even_when_raced() {
             }
         }
         assert_eq!(valid, 1, "{}", b.name);
+        let mine = LoginCode {
+            code: "mine".into(),
+            ..code.clone()
+        };
+        b.store.insert_login_code(&mine).await.expect("code");
         assert_eq!(
-            b.store.consume_login_code("nope", 5_000).await.expect("c"),
+            b.store
+                .consume_login_code("mine", &AppId::generate(), 5_000)
+                .await
+                .expect("c"),
+            CodeOutcome::Unknown,
+            "another app's credentials neither use nor see the code"
+        );
+        assert!(matches!(
+            b.store
+                .consume_login_code("mine", &w.app.appid, 5_000)
+                .await
+                .expect("c"),
+            CodeOutcome::Valid { .. }
+        ));
+        assert_eq!(
+            b.store
+                .consume_login_code("nope", &w.app.appid, 5_000)
+                .await
+                .expect("c"),
             CodeOutcome::Unknown
         );
         let late = LoginCode {
@@ -370,7 +401,10 @@ async fn a_login_code_is_used_once_even_when_raced() {
         };
         b.store.insert_login_code(&late).await.expect("code");
         assert_eq!(
-            b.store.consume_login_code("late", 10_001).await.expect("c"),
+            b.store
+                .consume_login_code("late", &w.app.appid, 10_001)
+                .await
+                .expect("c"),
             CodeOutcome::Expired
         );
     }
@@ -437,7 +471,7 @@ async fn reopening_the_database_keeps_everything() {
         .expect("g");
         assert!(matches!(
             s.send(&message(&w, None)).await.expect("send"),
-            SendOutcome::Accepted(_)
+            SendOutcome::Accepted { msgid: _, .. }
         ));
         (w.app.appid, w.openid, w.template.id)
     };
@@ -446,4 +480,239 @@ async fn reopening_the_database_keeps_everything() {
     assert!(s.get_template(&tid).await.expect("t").is_some());
     let c = s.consents(&appid, &openid).await.expect("consents");
     assert_eq!((c[0].remaining, c[0].consumed_total), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn inbox_seqs_count_without_gaps_under_concurrency() {
+    for b in stores().await {
+        let w = world(&b.store, true).await;
+        let mut e = grant(&w.template.id);
+        e.grant = false;
+        b.store
+            .apply_prompt(&w.app.appid, &w.openid, &[e], 1)
+            .await
+            .expect("accept");
+        let mut tasks = Vec::new();
+        for _ in 0..100 {
+            let (s, m) = (b.store.clone(), message(&w, None));
+            tasks.push(tokio::spawn(async move { s.send(&m).await.expect("send") }));
+        }
+        let mut seqs = Vec::new();
+        for t in tasks {
+            match t.await.expect("task") {
+                SendOutcome::Accepted { entry: Some(e), .. } => seqs.push(e.seq),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=100).collect::<Vec<u64>>(), "{}", b.name);
+        let sub = b
+            .store
+            .subscriber(&w.app.appid, &w.openid)
+            .await
+            .expect("s")
+            .expect("sub");
+        let inbox = b.store.inbox(&sub.user_id, 90, 50).await.expect("inbox");
+        assert_eq!(
+            inbox.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (91..=100).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[tokio::test]
+async fn cancelling_and_expiring_give_one_time_grants_back_once() {
+    for b in stores().await {
+        let w = world(&b.store, false).await;
+        for _ in 0..2 {
+            b.store
+                .apply_prompt(&w.app.appid, &w.openid, &[grant(&w.template.id)], 1)
+                .await
+                .expect("grant");
+        }
+        let SendOutcome::Accepted { msgid: a, .. } =
+            b.store.send(&message(&w, None)).await.expect("send")
+        else {
+            panic!("accepted")
+        };
+        let mut m = message(&w, None);
+        m.expires_at = Some(100);
+        let SendOutcome::Accepted { msgid: x, .. } = b.store.send(&m).await.expect("send") else {
+            panic!("accepted")
+        };
+        let remaining = |s: &Arc<dyn Store>| {
+            let (s, app, o) = (s.clone(), w.app.appid.clone(), w.openid.clone());
+            async move { s.consents(&app, &o).await.expect("c")[0].remaining }
+        };
+        assert_eq!(remaining(&b.store).await, 0);
+        let out = b
+            .store
+            .stop_message(&w.app.appid, a, false, 10)
+            .await
+            .expect("stop");
+        assert!(
+            matches!(
+                out,
+                StopOutcome::Cancelled {
+                    refunded: true,
+                    tombstone: Some(_)
+                }
+            ),
+            "{}: {out:?}",
+            b.name
+        );
+        assert_eq!(remaining(&b.store).await, 1);
+        assert_eq!(
+            b.store
+                .stop_message(&w.app.appid, a, true, 11)
+                .await
+                .expect("stop"),
+            StopOutcome::TooLate(MessageStatus::Cancelled)
+        );
+        assert_eq!(b.store.expire_due(99, 10).await.expect("expire"), vec![]);
+        assert_eq!(b.store.expire_due(100, 10).await.expect("expire"), vec![x]);
+        assert_eq!(
+            b.store.expire_due(200, 10).await.expect("expire"),
+            vec![],
+            "expired once"
+        );
+        assert_eq!(remaining(&b.store).await, 2);
+        assert_eq!(
+            b.store
+                .stop_message(&AppId::generate(), x, true, 12)
+                .await
+                .expect("stop"),
+            StopOutcome::NotFound
+        );
+    }
+}
+
+#[tokio::test]
+async fn held_messages_are_released_when_due_and_not_before() {
+    for b in stores().await {
+        let w = world(&b.store, true).await;
+        let mut e = grant(&w.template.id);
+        e.grant = false;
+        b.store
+            .apply_prompt(&w.app.appid, &w.openid, &[e], 1)
+            .await
+            .expect("accept");
+        let mut m = message(&w, None);
+        m.hold = Some((MessageStatus::Held, 500));
+        let SendOutcome::Accepted { msgid, entry } = b.store.send(&m).await.expect("send") else {
+            panic!("accepted")
+        };
+        assert!(entry.is_none(), "a held message has no inbox entry yet");
+        assert!(
+            b.store
+                .release_due(499, 10)
+                .await
+                .expect("release")
+                .is_empty()
+        );
+        let released = b.store.release_due(500, 10).await.expect("release");
+        assert_eq!(released.len(), 1, "{}", b.name);
+        assert_eq!((released[0].message.msgid, released[0].seq), (msgid, 1));
+        assert!(
+            b.store
+                .release_due(600, 10)
+                .await
+                .expect("release")
+                .is_empty(),
+            "released once"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_push_outbox_hands_out_one_event_per_user_in_order_and_leases_it() {
+    use tuisong_core::push::{PushAttempt, PushConfig, PushFormat, PushMode};
+    for b in stores().await {
+        let w = world(&b.store, false).await;
+        // No config: nothing is queued.
+        b.store
+            .apply_prompt(&w.app.appid, &w.openid, &[grant(&w.template.id)], 1)
+            .await
+            .expect("g");
+        assert!(
+            b.store
+                .claim_push(10, 20, 10)
+                .await
+                .expect("claim")
+                .is_empty()
+        );
+        let cfg = PushConfig {
+            url: "http://127.0.0.1:9/cb".into(),
+            token: Secret::new("token1"),
+            encoding_aes_key: None,
+            format: PushFormat::Json,
+            mode: PushMode::Plaintext,
+            extension_events: false,
+            updated_at: 0,
+        };
+        b.store
+            .set_push_config(&w.app.appid, Some(&cfg))
+            .await
+            .expect("config");
+        b.store
+            .apply_prompt(&w.app.appid, &w.openid, &[grant(&w.template.id)], 2)
+            .await
+            .expect("g");
+        b.store
+            .apply_prompt(&w.app.appid, &w.openid, &[grant(&w.template.id)], 3)
+            .await
+            .expect("g");
+        let first = b.store.claim_push(10, 1_000, 10).await.expect("claim");
+        assert_eq!(first.len(), 1, "{}: only the oldest of one user", b.name);
+        assert!(
+            b.store
+                .claim_push(20, 2_000, 10)
+                .await
+                .expect("claim")
+                .is_empty(),
+            "leased, and it blocks the next"
+        );
+        let attempt = |id, ok| PushAttempt {
+            at: 30,
+            outbox_id: id,
+            event: "subscribe_msg_popup_event".into(),
+            openid: w.openid.to_string(),
+            attempt: 1,
+            ok,
+            http_status: Some(500),
+            error: None,
+            duration_ms: 1,
+            outcome: String::new(),
+        };
+        b.store
+            .finish_push(&w.app.appid, &attempt(first[0].id, false), Some(50))
+            .await
+            .expect("retry");
+        assert!(
+            b.store
+                .claim_push(40, 2_000, 10)
+                .await
+                .expect("claim")
+                .is_empty(),
+            "not before the retry time"
+        );
+        let again = b.store.claim_push(50, 2_000, 10).await.expect("claim");
+        assert_eq!(again[0].id, first[0].id);
+        assert_eq!(again[0].attempts, 1);
+        b.store
+            .finish_push(&w.app.appid, &attempt(first[0].id, true), None)
+            .await
+            .expect("done");
+        let next = b.store.claim_push(60, 2_000, 10).await.expect("claim");
+        assert_eq!(next.len(), 1);
+        assert!(next[0].id > first[0].id, "then the next one of that user");
+        assert_eq!(
+            b.store
+                .push_attempts(&w.app.appid, 10)
+                .await
+                .expect("attempts")
+                .len(),
+            2
+        );
+    }
 }
