@@ -6,6 +6,7 @@ mod delivery;
 mod durability;
 mod helpers;
 mod login;
+mod push;
 mod rules;
 mod send;
 mod templates;
