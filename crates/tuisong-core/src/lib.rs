@@ -2,6 +2,7 @@
 //! templates, the consent ledger's rules, the `Store` trait and the platform services.
 //! Nothing here does I/O of its own; the store and the clock come in as traits.
 
+pub mod analytics;
 pub mod clock;
 pub mod consent;
 pub mod error;

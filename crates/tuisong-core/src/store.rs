@@ -281,6 +281,28 @@ pub struct InboxEntry {
     pub message: Message,
 }
 
+/// One analytics counter: `metric` counted `count` times (and summing `value`) for a
+/// template in the hour starting at `hour`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatRow {
+    pub hour: Millis,
+    pub template_id: String,
+    pub metric: String,
+    pub count: u64,
+    pub value: f64,
+}
+
+/// Which messages `list_messages` returns.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub status: Option<MessageStatus>,
+    pub template_id: Option<String>,
+    pub openid: Option<String>,
+    /// Only messages with a smaller msgid (paging backwards).
+    pub before: Option<u64>,
+    pub limit: usize,
+}
+
 /// One line of a message's timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEvent {
@@ -425,13 +447,15 @@ pub trait Store: Send + Sync + 'static {
         recall: bool,
         now: Millis,
     ) -> Result<StopOutcome, StoreError>;
-    /// Records an event on the timeline of one of the app's messages; false if unknown.
+    /// Records an event on the timeline of one of the app's messages and counts it (with
+    /// `value`) in the analytics under the same name; false if the message is unknown.
     async fn add_event(
         &self,
         appid: &AppId,
         msgid: MsgId,
         event: &str,
         detail: Option<&str>,
+        value: Option<f64>,
         push: Option<&PushEvent>,
         now: Millis,
     ) -> Result<bool, StoreError>;
@@ -506,6 +530,28 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<PushAttempt>, StoreError>;
     /// Turns a template off for the user from a received card ("stop receiving this"),
     /// as the settings switch does. Returns the message's template, None if not the user's.
+    /// Counts a refused send (by WeChat errcode or rule name) for analytics.
+    async fn record_refusal(
+        &self,
+        appid: &AppId,
+        template_id: &str,
+        reason: &str,
+        now: Millis,
+    ) -> Result<(), StoreError>;
+    /// Counter rows of an app between two times, optionally for one template.
+    async fn stats(
+        &self,
+        appid: &AppId,
+        template_id: Option<&str>,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<StatRow>, StoreError>;
+    /// The app's messages, newest first, filtered.
+    async fn list_messages(
+        &self,
+        appid: &AppId,
+        filter: &MessageFilter,
+    ) -> Result<Vec<Message>, StoreError>;
     async fn unsubscribe_from_message(
         &self,
         user_id: &UserId,

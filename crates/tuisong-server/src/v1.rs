@@ -15,12 +15,15 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use tuisong_core::Error;
+use tuisong_core::analytics::Granularity;
 use tuisong_core::ids::AppId;
 use tuisong_core::policy::Policy;
+use tuisong_core::store::{MessageFilter, MessageStatus};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/messages", post(send))
+        .route("/v1/messages", post(send).get(list_messages))
+        .route("/v1/stats", get(stats))
         .route("/v1/messages/{msgid}", get(message))
         .route("/v1/messages/{msgid}/cancel", post(cancel))
         .route("/v1/messages/{msgid}/recall", post(recall))
@@ -108,11 +111,91 @@ async fn send(State(state): State<AppState>, headers: HeaderMap, body: Bytes) ->
             .unwrap_or(i64::MAX / 1000)
             .saturating_mul(1000)
     });
-    let (msgid, replayed) = state.platform.send(&appid, req).await?;
+    let (msgid, replayed) = crate::wechat::send_counted(&state, &appid, req).await?;
     let m = state.platform.message(&appid, msgid.0).await?;
     Ok(Json(
         json!({"msgid": msgid, "status": m.status.as_str(), "replayed": replayed}),
     ))
+}
+
+/// `GET /v1/messages?status=&template_id=&touser=&before=&limit=`: newest first.
+async fn list_messages(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> ApiResult {
+    let appid = app_of(&state, &headers).await?;
+    let get = |k: &str| q.get(k).filter(|v| !v.is_empty()).cloned();
+    let status = match get("status") {
+        None => None,
+        Some(s) => Some(MessageStatus::parse(&s).ok_or_else(|| {
+            Error::Invalid(
+                "status must be scheduled, held, accepted, delivered, recalled, expired or cancelled".into(),
+            )
+        })?),
+    };
+    let num = |k: &str| -> Result<Option<u64>, Error> {
+        get(k)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| Error::Invalid(format!("{k} must be a non-negative integer")))
+            })
+            .transpose()
+    };
+    let filter = MessageFilter {
+        status,
+        template_id: get("template_id"),
+        openid: get("touser"),
+        before: num("before")?,
+        limit: num("limit")?.unwrap_or(50).clamp(1, 500) as usize,
+    };
+    let list = state.platform.list_messages(&appid, &filter).await?;
+    let next = if list.len() == filter.limit {
+        list.last().map(|m| m.msgid)
+    } else {
+        None
+    };
+    Ok(Json(json!({
+        "messages": list.iter().map(render::message_json).collect::<Vec<_>>(),
+        "next_before": next,
+    })))
+}
+
+/// `GET /v1/stats?template_id=&from=&to=&granularity=hour|day` (from/to in Unix seconds).
+async fn stats(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> ApiResult {
+    let appid = app_of(&state, &headers).await?;
+    let get = |k: &str| q.get(k).filter(|v| !v.is_empty()).cloned();
+    let secs = |k: &str| -> Result<Option<i64>, Error> {
+        get(k)
+            .map(|v| {
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|s| (0..=i64::MAX / 1000).contains(s))
+                    .map(|s| s * 1000)
+                    .ok_or_else(|| Error::Invalid(format!("{k} must be Unix seconds")))
+            })
+            .transpose()
+    };
+    let granularity = match get("granularity") {
+        None => Granularity::Hour,
+        Some(g) => Granularity::parse(&g)
+            .ok_or_else(|| Error::Invalid("granularity must be hour or day".into()))?,
+    };
+    let report = state
+        .platform
+        .stats(
+            &appid,
+            get("template_id").as_deref(),
+            secs("from")?,
+            secs("to")?,
+            granularity,
+        )
+        .await?;
+    Ok(Json(json!(report)))
 }
 
 async fn message(

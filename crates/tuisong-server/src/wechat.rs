@@ -335,11 +335,33 @@ async fn send(State(state): State<AppState>, method: Method, q: Params, body: By
             }
             let b = json_object(&body)?;
             let req = send_request(&b)?;
-            let (msgid, _) = state.platform.send(&appid, req).await?;
+            let (msgid, _) = send_counted(&state, &appid, req).await?;
             Ok(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid.0}))
         }
         .await,
     )
+}
+
+/// A send in either dialect; a refused one is counted under its WeChat errcode.
+pub async fn send_counted(
+    state: &AppState,
+    appid: &AppId,
+    req: SendRequest,
+) -> Result<(tuisong_core::ids::MsgId, bool), Error> {
+    let template_id = req.template_id.clone();
+    match state.platform.send(appid, req).await {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            if !matches!(e, Error::Store(_)) {
+                let (code, _) = tuisong_wire::errcode::wx_error(&e);
+                state
+                    .platform
+                    .record_refusal(appid, &template_id, &code.to_string())
+                    .await;
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Template messages and uniform_send were withdrawn by WeChat: every call gets 45109.

@@ -160,3 +160,15 @@ CREATE TABLE push_attempts (
     outcome      TEXT NOT NULL
 );
 CREATE INDEX push_attempts_app ON push_attempts (appid, id);
+-- analytics: counters per app, template and hour, bumped in the same transaction as
+-- what they count
+CREATE TABLE stats (
+    appid    TEXT NOT NULL,
+    tmpl_id  TEXT NOT NULL,
+    hour     INTEGER NOT NULL,
+    metric   TEXT NOT NULL,
+    count    INTEGER NOT NULL,
+    value    REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (appid, hour, tmpl_id, metric)
+) WITHOUT ROWID;
+CREATE INDEX messages_app_list ON messages (appid, msgid);

@@ -24,8 +24,8 @@ use tuisong_core::push::{
 };
 use tuisong_core::store::{
     AccessToken, AddTemplateOutcome, App, CodeOutcome, EntryKind, InboxEntry, LoginCode, Message,
-    MessageStatus, NewMessage, SendOutcome, StopOutcome, Store, StoreError, Subscriber,
-    TimelineEvent, TokenKind, User,
+    MessageFilter, MessageStatus, NewMessage, SendOutcome, StatRow, StopOutcome, Store, StoreError,
+    Subscriber, TimelineEvent, TokenKind, User,
 };
 use tuisong_core::template::PrivateTemplate;
 
@@ -434,6 +434,37 @@ fn take_unit(
 }
 
 const PENDING: &str = "('scheduled', 'held', 'accepted')";
+
+/// Counts one occurrence of `metric` (with `value`) for a template in the current hour.
+fn bump(
+    c: &Connection,
+    appid: &str,
+    tmpl: &str,
+    now: Millis,
+    metric: &str,
+    value: f64,
+) -> rusqlite::Result<()> {
+    let hour = now.div_euclid(3_600_000) * 3_600_000;
+    c.prepare_cached(
+        "INSERT INTO stats (appid, tmpl_id, hour, metric, count, value) VALUES (?1, ?2, ?3, ?4, 1, ?5)
+         ON CONFLICT (appid, hour, tmpl_id, metric) DO UPDATE SET
+            count = stats.count + 1, value = stats.value + excluded.value",
+    )?
+    .execute(params![appid, tmpl, hour, metric, value])?;
+    Ok(())
+}
+
+/// Counts a metric of one message (its app and template).
+fn bump_message(
+    c: &Connection,
+    msgid: i64,
+    now: Millis,
+    metric: &str,
+    value: f64,
+) -> rusqlite::Result<()> {
+    let (appid, _, tmpl) = message_keys(c, msgid)?;
+    bump(c, &appid, &tmpl, now, metric, value)
+}
 
 /// Queues a push event for the app's receiving server, in the caller's transaction.
 /// Nothing is queued for an app without a push config, nor extension events for an app
@@ -947,6 +978,21 @@ impl Store for SqliteStore {
                     now
                 ])?;
             }
+            for e in &effects {
+                let t = e.template_id.as_str();
+                if e.shown {
+                    bump(c, appid.as_str(), t, now, "prompt_shown", 0.0)?;
+                    let m = if e.set_status == Some(Decision::Accept) {
+                        "prompt_accepted"
+                    } else {
+                        "prompt_rejected"
+                    };
+                    bump(c, appid.as_str(), t, now, m, 0.0)?;
+                }
+                if e.grant {
+                    bump(c, appid.as_str(), t, now, "grant_given", 0.0)?;
+                }
+            }
             let shown: Vec<PromptItem> = effects
                 .iter()
                 .filter(|e| e.shown)
@@ -1040,6 +1086,7 @@ impl Store for SqliteStore {
         msgid: MsgId,
         name: &str,
         detail: Option<&str>,
+        value: Option<f64>,
         push: Option<&PushEvent>,
         now: Millis,
     ) -> Result<bool, StoreError> {
@@ -1057,6 +1104,7 @@ impl Store for SqliteStore {
                 return Ok(false);
             }
             event(c, id, now, &name, None, detail.as_deref())?;
+            bump_message(c, id, now, &name, value.unwrap_or(0.0))?;
             if let Some(ev) = &push {
                 let (appid, openid, _) = message_keys(c, id)?;
                 enqueue(c, &appid, &openid, ev, now)?;
@@ -1123,6 +1171,7 @@ impl Store for SqliteStore {
                 .execute(params![id, now])?
                 == 1;
             if first {
+                bump_message(c, id, now, "delivered", 0.0)?;
                 sent_event(c, id, SENT_SUCCESS, "success", now)?;
                 extension_event(c, id, "tuisong_msg_delivered", &[("Device", device.clone())], now)?;
             }
@@ -1156,6 +1205,7 @@ impl Store for SqliteStore {
                     &[("Device", device.clone())],
                     now,
                 )?;
+                bump_message(c, id, now, "opened", 0.0)?;
                 c.prepare_cached(
                     "UPDATE messages SET opened_at = COALESCE(opened_at, ?2) WHERE msgid = ?1",
                 )?
@@ -1223,6 +1273,10 @@ impl Store for SqliteStore {
                     }),
                 )?;
                 sent_event(c, msgid, SENT_EXPIRED, "expired", now)?;
+                bump_message(c, msgid, now, "expired", 0.0)?;
+                if refunded {
+                    bump_message(c, msgid, now, "grant_refunded", 0.0)?;
+                }
             }
             Ok(due.into_iter().map(|m| MsgId(m as u64)).collect())
         })
@@ -1476,6 +1530,80 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn record_refusal(
+        &self,
+        appid: &AppId,
+        template_id: &str,
+        reason: &str,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let (appid, tmpl, metric) = (
+            appid.clone(),
+            template_id.to_owned(),
+            format!("refused:{reason}"),
+        );
+        self.write(move |c| bump(c, appid.as_str(), &tmpl, now, &metric, 0.0))
+            .await
+    }
+
+    async fn stats(
+        &self,
+        appid: &AppId,
+        template_id: Option<&str>,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<StatRow>, StoreError> {
+        let (appid, tmpl) = (appid.clone(), template_id.map(str::to_owned));
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT hour, tmpl_id, metric, count, value FROM stats
+                 WHERE appid = ?1 AND hour >= ?2 AND hour < ?3 AND (?4 IS NULL OR tmpl_id = ?4)
+                 ORDER BY hour, tmpl_id, metric",
+            )?
+            .query_map(params![appid.as_str(), from, to, tmpl], |r| {
+                Ok(StatRow {
+                    hour: r.get(0)?,
+                    template_id: r.get(1)?,
+                    metric: r.get(2)?,
+                    count: r.get::<_, i64>(3)? as u64,
+                    value: r.get(4)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn list_messages(
+        &self,
+        appid: &AppId,
+        f: &MessageFilter,
+    ) -> Result<Vec<Message>, StoreError> {
+        let appid = appid.clone();
+        let f = f.clone();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {MESSAGE_COLS} FROM messages m
+                 WHERE m.appid = ?1 AND (?2 IS NULL OR m.status = ?2) AND (?3 IS NULL OR m.tmpl_id = ?3)
+                   AND (?4 IS NULL OR m.openid = ?4) AND (?5 IS NULL OR m.msgid < ?5)
+                 ORDER BY m.msgid DESC LIMIT ?6"
+            ))?
+            .query_map(
+                params![
+                    appid.as_str(),
+                    f.status.map(MessageStatus::as_str),
+                    f.template_id,
+                    f.openid,
+                    f.before.map(|b| b as i64),
+                    f.limit.clamp(1, 500) as i64
+                ],
+                message_from_row,
+            )?
+            .collect()
+        })
+        .await
+    }
 }
 
 /// The atomic send step: idempotency, recipient, consent, caps, insert, inbox entry.
@@ -1572,6 +1700,24 @@ fn send_in_tx(c: &Connection, m: &NewMessage) -> rusqlite::Result<SendOutcome> {
         m.expires_at
     ])?;
     let msgid = c.last_insert_rowid();
+    bump(
+        c,
+        m.appid.as_str(),
+        m.template_id.as_str(),
+        m.created_at,
+        "sent",
+        0.0,
+    )?;
+    if m.consume == ConsumeRule::OneTime {
+        bump(
+            c,
+            m.appid.as_str(),
+            m.template_id.as_str(),
+            m.created_at,
+            "grant_consumed",
+            0.0,
+        )?;
+    }
     if m.hold.is_some() {
         event(
             c,
@@ -1658,6 +1804,10 @@ fn stop_in_tx(
                 "no grant to refund"
             }),
         )?;
+        bump_message(c, msgid, now, "cancelled", 0.0)?;
+        if refunded {
+            bump_message(c, msgid, now, "grant_refunded", 0.0)?;
+        }
         if recall {
             sent_event(c, msgid, SENT_RECALLED, "recalled", now)?;
         } else {
@@ -1681,6 +1831,7 @@ fn stop_in_tx(
         .execute(params![msgid, now])?;
         event(c, msgid, now, "recalled", None, None)?;
         extension_event(c, msgid, "tuisong_msg_recalled", &[], now)?;
+        bump_message(c, msgid, now, "recalled", 0.0)?;
         return Ok(StopOutcome::Recalled {
             tombstone: tombstone(c)?,
         });

@@ -1,6 +1,7 @@
 //! End-to-end tests of the HTTP API over real sockets and a real (temp-file) SQLite store.
 
 mod admin;
+mod analytics;
 mod client;
 mod delivery;
 mod durability;
