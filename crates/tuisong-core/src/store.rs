@@ -45,6 +45,9 @@ pub enum TokenKind {
     Normal,
     /// From `/cgi-bin/stable_token`: reused while valid. Isolated from normal tokens.
     Stable,
+    /// Minted by the admin API for the web console; isolated from both, so opening the
+    /// console never replaces the app server's token.
+    Console,
 }
 
 impl TokenKind {
@@ -52,12 +55,14 @@ impl TokenKind {
         match self {
             TokenKind::Normal => "normal",
             TokenKind::Stable => "stable",
+            TokenKind::Console => "console",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "normal" => Some(TokenKind::Normal),
             "stable" => Some(TokenKind::Stable),
+            "console" => Some(TokenKind::Console),
             _ => None,
         }
     }

@@ -19,6 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/apps/{appid}", get(get_app))
         .route("/admin/apps/{appid}/secret", get(reveal_secret))
         .route("/admin/apps/{appid}/reset-secret", post(reset_secret))
+        .route("/admin/apps/{appid}/console-token", post(console_token))
         .route(
             "/admin/apps/{appid}/push-config",
             get(get_push).put(put_push).delete(delete_push),
@@ -131,6 +132,19 @@ async fn get_app(
     check_admin(&state, &headers)?;
     let app = state.platform.app(&appid).await?;
     Ok(Json(render::app_json(&app)))
+}
+
+/// An access token for the console to call the app's public APIs with.
+async fn console_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(appid): Path<String>,
+) -> ApiResult {
+    check_admin(&state, &headers)?;
+    let t = state.platform.console_token(&appid).await?;
+    Ok(Json(
+        json!({"access_token": t.token, "expires_in": t.expires_in}),
+    ))
 }
 
 async fn reveal_secret(

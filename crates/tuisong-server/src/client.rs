@@ -26,6 +26,8 @@ pub fn router() -> Router<AppState> {
         .route("/client/v1/subscribe", post(subscribe))
         .route("/client/v1/settings", get(settings).put(update_settings))
         .route("/client/v1/inbox", get(inbox))
+        .route("/client/v1/apps", get(apps))
+        .route("/client/v1/apps/{appid}/templates", get(app_templates))
         .route("/client/v1/messages/{msgid}/ack", post(ack))
         .route("/client/v1/messages/{msgid}/open", post(open))
         .route("/client/v1/messages/{msgid}/unsubscribe", post(unsubscribe))
@@ -195,6 +197,43 @@ async fn update_settings(
         .update_settings(&user, &appid, main, &items, quiet)
         .await?;
     Ok(Json(settings_json(&s)))
+}
+
+/// `GET /client/v1/apps`: the mini programs a device can open (name and appid).
+async fn apps(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    user_of(&state, &headers).await?;
+    let apps = state.platform.list_apps().await?;
+    let list: Vec<Value> = apps
+        .iter()
+        .map(|a| json!({"appid": a.appid, "name": a.name}))
+        .collect();
+    Ok(Json(json!({"apps": list})))
+}
+
+/// `GET /client/v1/apps/{appid}/templates`: what a mini program's code knows — its
+/// template ids, titles, types and the card's rows with example values.
+async fn app_templates(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(appid): Path<String>,
+) -> ApiResult {
+    user_of(&state, &headers).await?;
+    let app = state.platform.app(&appid).await?;
+    let list = state.platform.list_templates(&app.appid).await?;
+    let out: Vec<Value> = list
+        .iter()
+        .map(|t| {
+            json!({
+                "priTmplId": t.id,
+                "title": t.title,
+                "type": t.kind.code(),
+                "rows": t.example_rows().iter().map(|r| json!({"key": r.key, "name": r.name, "value": r.value})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({"appid": app.appid, "name": app.name, "templates": out}),
+    ))
 }
 
 /// `GET /client/v1/inbox?cursor=N&limit=M`: what a WebSocket session would send after

@@ -139,3 +139,71 @@ async fn bad_admin_input_is_a_4xx_with_a_message() {
         .await;
     assert_eq!(s, 404);
 }
+
+#[tokio::test]
+async fn a_console_token_works_on_the_public_apis_and_leaves_the_app_servers_token_alone() {
+    let app = spawn_app().await;
+    let server_token = app.token().await;
+    let (s, v) = app
+        .call(
+            reqwest::Method::POST,
+            &format!("/admin/apps/{}/console-token", app.appid),
+            Some(ADMIN_TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let console = v["access_token"].as_str().expect("token").to_owned();
+    app.clock.advance_ms(600_000);
+    for t in [&server_token, &console] {
+        let r = app
+            .get(&format!("/wxaapi/newtmpl/gettemplate?access_token={t}"))
+            .await;
+        assert_eq!(errcode(&r), 0, "{r}");
+    }
+    let (s, _) = app
+        .call(
+            reqwest::Method::POST,
+            "/admin/apps/wx0000000000000000/console-token",
+            Some(ADMIN_TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = app
+        .call(
+            reqwest::Method::POST,
+            &format!("/admin/apps/{}/console-token", app.appid),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, 401);
+}
+
+#[tokio::test]
+async fn a_device_can_list_the_mini_programs_and_their_templates() {
+    let app = spawn_app().await;
+    let dt = app.new_user("u").await;
+    let (s, v) = app
+        .call(reqwest::Method::GET, "/client/v1/apps", Some(&dt), None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["apps"][0]["appid"], app.appid.as_str());
+    let (s, v) = app
+        .call(
+            reqwest::Method::GET,
+            &format!("/client/v1/apps/{}/templates", app.appid),
+            Some(&dt),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let ts = v["templates"].as_array().expect("templates");
+    assert_eq!(ts.len(), app.templates.len());
+    assert!(ts[0]["rows"][0]["name"].is_string() && ts[0]["title"].is_string());
+    let (s, _) = app
+        .call(reqwest::Method::GET, "/client/v1/apps", None, None)
+        .await;
+    assert_eq!(s, 401);
+}
