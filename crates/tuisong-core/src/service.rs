@@ -16,7 +16,7 @@ use crate::ids::{
     random_url_safe,
 };
 use crate::library::{Category, Library, PubTemplate};
-use crate::notify::Notifier;
+use crate::notify::{CacheChange, Notifier};
 use crate::policy::{self, Policy, QuietHours};
 use crate::push::PushEvent;
 use crate::store::{
@@ -169,6 +169,40 @@ impl Platform {
     fn publish(&self, entry: &InboxEntry) {
         if let Some(n) = self.notifier.get() {
             n.publish(entry);
+        }
+    }
+
+    fn changed(&self, change: CacheChange) {
+        if let Some(n) = self.notifier.get() {
+            n.cache_changed(&change);
+        }
+    }
+
+    /// Applies a change made on another node to this node's caches.
+    pub fn apply_remote_change(&self, change: &CacheChange) {
+        match change {
+            CacheChange::TokensSuperseded { appid, kind, until } => {
+                self.supersede_cached(appid, *kind, *until);
+            }
+            CacheChange::TemplateDeleted { id } => {
+                self.templates.write().remove(id);
+            }
+            CacheChange::PolicyChanged { appid } => {
+                self.policies.write().remove(appid);
+            }
+            CacheChange::QuietHoursChanged { user_id } => {
+                self.user_quiet.write().remove(user_id);
+            }
+        }
+    }
+
+    fn supersede_cached(&self, appid: &AppId, kind: TokenKind, until: Millis) {
+        let mut cache = self.tokens.write();
+        for c in cache.values_mut() {
+            if c.appid == *appid && c.kind == kind && c.expires_at > until {
+                c.expires_at = until;
+                c.superseded = true;
+            }
         }
     }
 
@@ -366,15 +400,14 @@ impl Platform {
             superseded: false,
         };
         self.store.issue_token(&t, supersede_until).await?;
-        let mut cache = self.tokens.write();
-        cache.retain(|_, c| c.expires_at > now);
-        for c in cache.values_mut() {
-            if c.appid == *appid && c.kind == kind && c.expires_at > supersede_until {
-                c.expires_at = supersede_until;
-                c.superseded = true;
-            }
-        }
-        cache.insert(t.token.clone(), t.clone());
+        self.tokens.write().retain(|_, c| c.expires_at > now);
+        self.supersede_cached(appid, kind, supersede_until);
+        self.tokens.write().insert(t.token.clone(), t.clone());
+        self.changed(CacheChange::TokensSuperseded {
+            appid: appid.clone(),
+            kind,
+            until: supersede_until,
+        });
         Ok(t)
     }
 
@@ -599,6 +632,9 @@ impl Platform {
                 .set_user_quiet_hours(&user.user_id, q.as_ref())
                 .await?;
             self.user_quiet.write().insert(user.user_id.clone(), q);
+            self.changed(CacheChange::QuietHoursChanged {
+                user_id: user.user_id.clone(),
+            });
         }
         let now = self.now();
         for (id, d) in resolved {
@@ -690,6 +726,7 @@ impl Platform {
         let id = TemplateId::parse(pri_tmpl_id).ok_or(Error::PriTmplIdInvalid)?;
         self.templates.write().remove(&id);
         if self.store.delete_template(appid, &id).await? {
+            self.changed(CacheChange::TemplateDeleted { id });
             Ok(())
         } else {
             Err(Error::PriTmplIdInvalid)
@@ -1117,6 +1154,9 @@ impl Platform {
         self.store.set_policy(appid, &p).await?;
         let p = Arc::new(p);
         self.policies.write().insert(appid.clone(), p.clone());
+        self.changed(CacheChange::PolicyChanged {
+            appid: appid.clone(),
+        });
         Ok(p)
     }
 

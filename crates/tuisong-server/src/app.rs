@@ -132,7 +132,13 @@ impl Application {
             None
         };
         let hub = Arc::new(Hub::default());
-        platform.set_notifier(hub.clone());
+        match &settings.bus {
+            Some(url) => {
+                let bus = crate::bus::NatsBus::connect(url, hub.clone(), platform.clone()).await?;
+                platform.set_notifier(bus);
+            }
+            None => platform.set_notifier(hub.clone()),
+        }
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let state = AppState {
             platform,

@@ -69,6 +69,21 @@ impl Hub {
         (id, rx, lagged)
     }
 
+    /// Tells the user's sessions on this node to read their inbox (a send made on another
+    /// node). Returns whether any session was there.
+    pub fn nudge(&self, user: &UserId) -> bool {
+        let map = self.sessions.read();
+        match map.get(user) {
+            Some(list) => {
+                for s in list {
+                    s.lagged.notify_one();
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
     fn unregister(&self, user: &UserId, id: u64) {
         let mut map = self.sessions.write();
         if let Some(list) = map.get_mut(user) {

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod bus;
 pub mod client;
 pub mod demo;
 pub mod gateway;

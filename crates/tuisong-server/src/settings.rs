@@ -25,6 +25,10 @@ pub struct Settings {
     pub ping_interval: std::time::Duration,
     pub max_connections: usize,
     pub push: crate::push::PushSettings,
+    /// `postgres://…` for the shared PostgreSQL store; None for the embedded SQLite.
+    pub store: Option<String>,
+    /// `nats://…` to share notices with other nodes; None for a single node.
+    pub bus: Option<String>,
 }
 
 impl Default for Settings {
@@ -40,6 +44,8 @@ impl Default for Settings {
             ping_interval: std::time::Duration::from_secs(30),
             max_connections: 200_000,
             push: crate::push::PushSettings::default(),
+            store: None,
+            bus: None,
         }
     }
 }
@@ -71,6 +77,8 @@ struct FileSettings {
     ping_interval_secs: Option<u64>,
     max_connections: Option<usize>,
     push_retry_hours: Option<u64>,
+    store: Option<String>,
+    bus: Option<String>,
 }
 
 /// Values given on the command line (highest precedence).
@@ -78,6 +86,8 @@ struct FileSettings {
 pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub store: Option<String>,
+    pub bus: Option<String>,
 }
 
 fn parse_listen(key: &str, v: &str) -> Result<SocketAddr, SettingsError> {
@@ -85,6 +95,28 @@ fn parse_listen(key: &str, v: &str) -> Result<SocketAddr, SettingsError> {
         key: key.into(),
         message: format!("{v:?} is not an address like 127.0.0.1:8080"),
     })
+}
+
+fn parse_store(key: &str, v: &str) -> Result<String, SettingsError> {
+    if v.starts_with("postgres://") || v.starts_with("postgresql://") {
+        Ok(v.to_owned())
+    } else {
+        Err(SettingsError::Value {
+            key: key.into(),
+            message: "must be a postgres:// URL (leave it out for the embedded store)".into(),
+        })
+    }
+}
+
+fn parse_bus(key: &str, v: &str) -> Result<String, SettingsError> {
+    if v.starts_with("nats://") {
+        Ok(v.to_owned())
+    } else {
+        Err(SettingsError::Value {
+            key: key.into(),
+            message: "must be a nats:// URL (leave it out for a single node)".into(),
+        })
+    }
 }
 
 fn parse_bool(key: &str, v: &str) -> Result<bool, SettingsError> {
@@ -164,6 +196,12 @@ impl Settings {
             if let Some(v) = f.max_connections {
                 s.max_connections = v;
             }
+            if let Some(v) = f.store {
+                s.store = Some(parse_store("store", &v)?);
+            }
+            if let Some(v) = f.bus {
+                s.bus = Some(parse_bus("bus", &v)?);
+            }
             if let Some(v) = f.push_retry_hours {
                 if !(1..=168).contains(&v) {
                     return Err(SettingsError::Value {
@@ -181,6 +219,8 @@ impl Settings {
                 "TUISONG_ADMIN_TOKEN" => s.admin_token = Some(check_admin_token(&k, &v)?),
                 "TUISONG_DEMO_APP" => s.demo_app = parse_bool(&k, &v)?,
                 "TUISONG_SQLITE_FSYNC" => s.sqlite_fsync = parse_bool(&k, &v)?,
+                "TUISONG_STORE" => s.store = Some(parse_store(&k, &v)?),
+                "TUISONG_BUS" => s.bus = Some(parse_bus(&k, &v)?),
                 _ => {}
             }
         }
@@ -189,6 +229,12 @@ impl Settings {
         }
         if let Some(v) = &overrides.data_dir {
             s.data_dir = v.clone();
+        }
+        if let Some(v) = &overrides.store {
+            s.store = Some(parse_store("--store", v)?);
+        }
+        if let Some(v) = &overrides.bus {
+            s.bus = Some(parse_bus("--bus", v)?);
         }
         Ok(s)
     }
@@ -213,7 +259,7 @@ mod tests {
         assert_eq!(s.data_dir, PathBuf::from("from-env"));
         let o = Overrides {
             listen: Some("127.0.0.1:9001".into()),
-            data_dir: None,
+            ..Overrides::default()
         };
         let s = Settings::load(Some(f.path()), vec![], &o).expect("loads");
         assert_eq!(s.listen.port(), 9001);

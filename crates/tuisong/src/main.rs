@@ -34,9 +34,17 @@ enum Cmd {
         /// Data directory [env: TUISONG_DATA_DIR]
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// TOML config file (keys: listen, data_dir, admin_token, demo_app, sqlite_fsync, token_daily_limit)
+        /// TOML config file (keys: listen, data_dir, admin_token, demo_app, sqlite_fsync,
+        /// token_daily_limit, worker_tick_ms, ping_interval_secs, max_connections,
+        /// push_retry_hours, store, bus)
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Shared store for several nodes, postgres://… [env: TUISONG_STORE]
+        #[arg(long)]
+        store: Option<String>,
+        /// Bus between nodes, nats://… [env: TUISONG_BUS]
+        #[arg(long)]
+        bus: Option<String>,
     },
     /// Manage apps through the admin API.
     App(cli_app::AppArgs),
@@ -71,7 +79,17 @@ fn main() -> ExitCode {
                 listen,
                 data_dir,
                 config,
-            } => serve(listen, data_dir, config).await,
+                store,
+                bus,
+            } => {
+                let overrides = Overrides {
+                    listen,
+                    data_dir,
+                    store,
+                    bus,
+                };
+                serve(config, overrides).await
+            }
             Cmd::App(args) => cli_app::run(args).await,
             Cmd::Device(args) => device::run(args).await,
             Cmd::Bench(args) => bench::run(args).await,
@@ -89,16 +107,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(
-    listen: Option<String>,
-    data_dir: Option<PathBuf>,
-    config: Option<PathBuf>,
-) -> anyhow::Result<()> {
-    let settings = Settings::load(
-        config.as_deref(),
-        std::env::vars(),
-        &Overrides { listen, data_dir },
-    )?;
+async fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
+    let settings = Settings::load(config.as_deref(), std::env::vars(), &overrides)?;
     let data_dir = settings.data_dir.clone();
     let app = Application::build(settings).await?;
     let base = format!("http://{}", app.local_addr());
