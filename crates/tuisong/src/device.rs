@@ -45,7 +45,8 @@ pub struct DeviceArgs {
     appid: String,
     /// Accept this template in the consent sheet; repeat it to accept several, or the
     /// same one-time template again for one more grant
-    #[arg(long = "accept", value_name = "TMPL_ID")]
+    // Template ids are base64url and may start with '-'.
+    #[arg(long = "accept", value_name = "TMPL_ID", allow_hyphen_values = true)]
     accept: Vec<String>,
     /// The last seq this device saw: messages after it are delivered
     #[arg(long, default_value_t = 0)]
@@ -200,12 +201,33 @@ pub async fn run(args: DeviceArgs) -> anyhow::Result<()> {
     let ws_url = ws_url(&base)?;
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = stop_tx.send(true);
-        }
+        stopped().await;
+        let _ = stop_tx.send(true);
     });
     let mut screen = Screen::new(args.cursor, args.utc_offset);
     listen(&ws_url, &token, &args.device, &mut screen, stop).await
+}
+
+/// Ctrl-C, or SIGTERM where there is one (a terminal closing, a supervisor stopping it).
+async fn stopped() {
+    // A signal that cannot be listened for never comes; it must not read as one.
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                () = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    ctrl_c.await;
 }
 
 /// One consent sheet per `--accept`, so one-time and long-term ids never share a call
@@ -468,6 +490,8 @@ async fn session(
                 resp.status()
             )
         }
+        // wss:// without TLS compiled in, or a URL it cannot use: no retry helps.
+        Ok(Err(tungstenite::Error::Url(e))) => bail!("cannot connect to {url}: {e}"),
         Ok(Err(e)) => return Ok(End::Dropped(format!("connecting: {e}"))),
         Ok(Ok((ws, _))) => ws,
     };
@@ -500,10 +524,12 @@ async fn session(
         if let Some(n) = fx.note {
             eprintln!("{n}");
         }
-        if let Some(r) = fx.reply {
-            if let Err(e) = ws.send(r.into()).await {
-                return Ok(End::Dropped(format!("answering: {e}")));
-            }
+        let answered = match fx.reply {
+            Some(r) => ws.send(r.into()).await,
+            None => Ok(()),
+        };
+        if let Err(e) = answered {
+            return Ok(End::Dropped(format!("answering: {e}")));
         }
     }
 }
@@ -682,6 +708,21 @@ mod tests {
             "wss://push.example.com/t/client/v1/ws"
         );
         assert!(ws_url("ftp://x").is_err());
+    }
+
+    #[test]
+    fn a_template_id_starting_with_a_hyphen_is_a_value_not_a_flag() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cmd {
+            #[command(flatten)]
+            args: DeviceArgs,
+        }
+        let c = Cmd::try_parse_from([
+            "device", "--appid", "wx1", "--accept", "-iXy_z", "--accept", "Ab",
+        ])
+        .expect("parses");
+        assert_eq!(c.args.accept, ["-iXy_z", "Ab"]);
     }
 
     #[test]

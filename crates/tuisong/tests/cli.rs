@@ -172,6 +172,7 @@ async fn the_device_reconnects_from_its_cursor_after_a_server_crash_and_exits_on
     let (second, _) = send(&api, &token, &openid, &tmpl).await;
     out.wait_contains(&format!("msgid {second} ·"), SEEN_WITHIN)
         .await;
+    device.stderr.wait_contains("from seq 1", SEEN_WITHIN).await;
     let text = out.text();
     assert_eq!(
         text.matches(&format!("┌─ {title} ─")).count(),

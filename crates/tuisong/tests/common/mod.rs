@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,23 +17,34 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_tuisong");
 
 /// Lines a child process wrote, collected by a thread so the pipe never fills.
 #[derive(Clone, Default)]
-pub struct Output(Arc<Mutex<Vec<String>>>);
+pub struct Output {
+    lines: Arc<Mutex<Vec<String>>>,
+    /// The same process's stderr, shown when a wait on its stdout fails.
+    stderr: Option<Arc<Mutex<Vec<String>>>>,
+    /// The pipe reached its end: every line is in.
+    closed: Arc<AtomicBool>,
+}
 
 impl Output {
     pub fn collect(from: impl Read + Send + 'static) -> Output {
         let out = Output::default();
-        let lines = out.0.clone();
+        let (lines, closed) = (out.lines.clone(), out.closed.clone());
         std::thread::spawn(move || {
             for line in BufReader::new(from).lines() {
                 let Ok(line) = line else { break };
                 lines.lock().expect("output lock").push(line);
             }
+            closed.store(true, Ordering::SeqCst);
         });
         out
     }
 
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
     pub fn text(&self) -> String {
-        self.0.lock().expect("output lock").join("\n")
+        self.lines.lock().expect("output lock").join("\n")
     }
 
     /// Polls until `f` finds something in the lines so far; panics after `within`
@@ -45,12 +57,17 @@ impl Output {
     ) -> T {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            if let Some(t) = f(&self.0.lock().expect("output lock")) {
+            if let Some(t) = f(&self.lines.lock().expect("output lock")) {
                 return t;
             }
             if tokio::time::Instant::now() >= deadline {
+                let stderr = self
+                    .stderr
+                    .as_ref()
+                    .map(|e| e.lock().expect("output lock").join("\n"))
+                    .unwrap_or_default();
                 panic!(
-                    "{what}: not seen within {within:?}; output:\n{}",
+                    "{what}: not seen within {within:?}; output:\n{}\nstderr:\n{stderr}",
                     self.text()
                 );
             }
@@ -104,8 +121,9 @@ impl Proc {
             cmd.env_remove(k);
         }
         let mut child = cmd.spawn().expect("the tuisong binary starts");
-        let stdout = Output::collect(child.stdout.take().expect("stdout"));
+        let mut stdout = Output::collect(child.stdout.take().expect("stdout"));
         let stderr = Output::collect(child.stderr.take().expect("stderr"));
+        stdout.stderr = Some(stderr.lines.clone());
         Proc {
             child,
             stdout,
@@ -119,12 +137,14 @@ impl Proc {
         let _ = self.child.wait();
     }
 
-    /// Waits (bounded) for the process to exit by itself.
+    /// Waits (bounded) for the process to exit by itself and its output to be read.
     pub async fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            if let Some(s) = self.child.try_wait().expect("try_wait") {
-                return s;
+            let read_all = self.stdout.is_closed() && self.stderr.is_closed();
+            match self.child.try_wait().expect("try_wait") {
+                Some(s) if read_all => return s,
+                _ => {}
             }
             if tokio::time::Instant::now() >= deadline {
                 panic!(
@@ -205,10 +225,9 @@ impl Server {
         let url = format!("{}/healthz", self.base);
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         loop {
-            if let Ok(r) = client.get(&url).send().await {
-                if r.status().is_success() {
-                    return;
-                }
+            match client.get(&url).send().await {
+                Ok(r) if r.status().is_success() => return,
+                _ => {}
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
@@ -224,7 +243,7 @@ impl Server {
         let out = &self.proc.stdout;
         out.wait_contains("README.md walks through", START_TIMEOUT)
             .await;
-        let lines = out.0.lock().expect("lock").clone();
+        let lines = out.lines.lock().expect("lock").clone();
         let field = |name: &str| {
             lines
                 .iter()
@@ -299,6 +318,20 @@ impl Api {
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
+    }
+
+    /// (status, body)
+    pub async fn put(&self, path: &str, bearer: &str, body: Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .put(self.url(path))
+            .bearer_auth(bearer)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("json"))
     }
 
     pub async fn token(&self) -> String {
