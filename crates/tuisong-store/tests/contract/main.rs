@@ -1,6 +1,9 @@
 //! The `Store` contract: behaviour every backend must have, especially under concurrency.
 //! Each check runs against every available backend (`stores()`): the embedded SQLite
-//! store always; others join as they are added (with their env var set).
+//! store always; PostgreSQL when `TUISONG_TEST_PG` holds a connection URL (each
+//! `stores()` call gets a fresh schema of its own, dropped afterwards).
+
+mod postgres;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,23 +15,41 @@ use tuisong_core::store::{
     SendOutcome, StopOutcome, Store, TokenKind, User,
 };
 use tuisong_core::template::{PrivateTemplate, example_data};
-use tuisong_store::{SqliteSettings, SqliteStore};
+use tuisong_store::{PgStore, SqliteSettings, SqliteStore};
 
 struct Backend {
     name: &'static str,
     store: Arc<dyn Store>,
-    _dir: tempfile::TempDir,
+    _keep: Keep,
+}
+
+/// What a backend needs kept alive beside it (and cleaned up after it).
+#[allow(dead_code)]
+enum Keep {
+    Dir(tempfile::TempDir),
+    Schema(postgres::Schema),
 }
 
 async fn stores() -> Vec<Backend> {
     let dir = tempfile::tempdir().expect("temp dir");
     let sqlite =
         SqliteStore::open(SqliteSettings::new(dir.path().join("t.db"))).expect("sqlite opens");
-    vec![Backend {
+    let mut all = vec![Backend {
         name: "sqlite",
         store: Arc::new(sqlite),
-        _dir: dir,
-    }]
+        _keep: Keep::Dir(dir),
+    }];
+    if let Some(schema) = postgres::Schema::create().await {
+        let pg = PgStore::connect(&schema.url, 8)
+            .await
+            .expect("postgres connects and migrates");
+        all.push(Backend {
+            name: "postgres",
+            store: Arc::new(pg),
+            _keep: Keep::Schema(schema),
+        });
+    }
+    all
 }
 
 struct World {
