@@ -20,6 +20,8 @@ use tokio::net::TcpListener;
 use tuisong_core::clock::{Clock, SystemClock};
 use tuisong_core::ids::{Secret, random_url_safe};
 use tuisong_core::service::Platform;
+use tuisong_core::store::Store;
+use tuisong_store::PgStore;
 use tuisong_store::sqlite::{SqliteSettings, SqliteStore, db_path};
 
 /// How an admin token came to be, for the first-start banner.
@@ -117,14 +119,19 @@ impl Application {
     pub async fn build_with(settings: Settings, opts: BuildOptions) -> anyhow::Result<Application> {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
-        let mut sqlite = SqliteSettings::new(db_path(&settings.data_dir));
-        sqlite.fsync = settings.sqlite_fsync;
-        let store = SqliteStore::open(sqlite).context("opening the embedded store")?;
-        let platform = Arc::new(Platform::new(
-            Arc::new(store),
-            opts.clock,
-            settings.platform.clone(),
-        ));
+        let store: Arc<dyn Store> = match &settings.store {
+            Some(url) => Arc::new(
+                PgStore::connect(url, 16)
+                    .await
+                    .context("connecting to the PostgreSQL store")?,
+            ),
+            None => {
+                let mut sqlite = SqliteSettings::new(db_path(&settings.data_dir));
+                sqlite.fsync = settings.sqlite_fsync;
+                Arc::new(SqliteStore::open(sqlite).context("opening the embedded store")?)
+            }
+        };
+        let platform = Arc::new(Platform::new(store, opts.clock, settings.platform.clone()));
         let (token, admin_token_source) = admin_token(&settings)?;
         let demo = if settings.demo_app {
             demo::ensure_demo_app(&platform).await?

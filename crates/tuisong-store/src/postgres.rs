@@ -2131,21 +2131,21 @@ impl Store for PgStore {
             match (a.ok, next) {
                 (true, _) => {
                     tx.exec(
-                        "UPDATE push_outbox SET status = 'delivered', attempts = attempts + 1 WHERE id = $1",
+                        "UPDATE push_outbox SET status = 'delivered', attempts = attempts + 1 WHERE id = $1 AND status = 'pending'",
                         &[&a.outbox_id],
                     )
                     .await?
                 }
                 (false, None) => {
                     tx.exec(
-                        "UPDATE push_outbox SET status = 'dead', attempts = attempts + 1 WHERE id = $1",
+                        "UPDATE push_outbox SET status = 'dead', attempts = attempts + 1 WHERE id = $1 AND status = 'pending'",
                         &[&a.outbox_id],
                     )
                     .await?
                 }
                 (false, Some(t)) => {
                     tx.exec(
-                        "UPDATE push_outbox SET next_attempt_at = $2, attempts = attempts + 1 WHERE id = $1",
+                        "UPDATE push_outbox SET next_attempt_at = $2, attempts = attempts + 1 WHERE id = $1 AND status = 'pending'",
                         &[&a.outbox_id, &t],
                     )
                     .await?

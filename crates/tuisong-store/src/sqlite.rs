@@ -1438,13 +1438,13 @@ impl Store for SqliteStore {
         self.write(move |c| {
             match (a.ok, next) {
                 (true, _) => c
-                    .prepare_cached("UPDATE push_outbox SET status = 'delivered', attempts = attempts + 1 WHERE id = ?1")?
+                    .prepare_cached("UPDATE push_outbox SET status = 'delivered', attempts = attempts + 1 WHERE id = ?1 AND status = 'pending'")?
                     .execute([a.outbox_id])?,
                 (false, None) => c
-                    .prepare_cached("UPDATE push_outbox SET status = 'dead', attempts = attempts + 1 WHERE id = ?1")?
+                    .prepare_cached("UPDATE push_outbox SET status = 'dead', attempts = attempts + 1 WHERE id = ?1 AND status = 'pending'")?
                     .execute([a.outbox_id])?,
                 (false, Some(t)) => c
-                    .prepare_cached("UPDATE push_outbox SET next_attempt_at = ?2, attempts = attempts + 1 WHERE id = ?1")?
+                    .prepare_cached("UPDATE push_outbox SET next_attempt_at = ?2, attempts = attempts + 1 WHERE id = ?1 AND status = 'pending'")?
                     .execute(params![a.outbox_id, t])?,
             };
             c.prepare_cached(
