@@ -103,6 +103,11 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(args: &[&str]) -> Proc {
+        Proc::spawn_env(args, &[])
+    }
+
+    /// Like `spawn`, with these environment variables set.
+    pub fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> Proc {
         let mut cmd = Command::new(BIN);
         cmd.args(args)
             .env("TUISONG_LOG", "warn")
@@ -119,6 +124,9 @@ impl Proc {
             "TUISONG_USER_TOKEN",
         ] {
             cmd.env_remove(k);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("the tuisong binary starts");
         let mut stdout = Output::collect(child.stdout.take().expect("stdout"));
@@ -195,8 +203,20 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 impl Server {
     /// Starts the server on `listen` (e.g. 127.0.0.1:0) and waits until /healthz answers.
     pub async fn start(dir: &Path, listen: &str) -> Server {
+        Server::start_with(dir, listen, &[], &[]).await
+    }
+
+    /// Starts the server with extra `serve` flags and environment variables.
+    pub async fn start_with(
+        dir: &Path,
+        listen: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let dir = dir.to_str().expect("utf-8 temp dir");
-        let proc = Proc::spawn(&["serve", "--data-dir", dir, "--listen", listen]);
+        let mut args = vec!["serve", "--data-dir", dir, "--listen", listen];
+        args.extend_from_slice(extra);
+        let proc = Proc::spawn_env(&args, env);
         let base = proc
             .stdout
             .wait_for("the listening line", START_TIMEOUT, |lines| {
