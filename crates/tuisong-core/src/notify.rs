@@ -13,10 +13,20 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum CacheChange {
     /// Tokens of this app and kind expiring after `until` now expire at `until`.
-    TokensSuperseded { appid: AppId, kind: TokenKind, until: Millis },
-    TemplateDeleted { id: TemplateId },
-    PolicyChanged { appid: AppId },
-    QuietHoursChanged { user_id: UserId },
+    TokensSuperseded {
+        appid: AppId,
+        kind: TokenKind,
+        until: Millis,
+    },
+    TemplateDeleted {
+        id: TemplateId,
+    },
+    PolicyChanged {
+        appid: AppId,
+    },
+    QuietHoursChanged {
+        user_id: UserId,
+    },
 }
 
 pub trait Notifier: Send + Sync + 'static {

@@ -173,12 +173,12 @@ impl Policy {
             ("per_user", self.per_user),
             ("per_user_template", self.per_user_template),
         ] {
-            if let Some(c) = cap {
-                if c.max == 0 || c.window_secs == 0 || c.window_secs > 31 * 86_400 {
-                    return Err(Error::Invalid(format!(
-                        "{key}: max must be ≥ 1 and window_secs between 1 and 2678400"
-                    )));
-                }
+            if let Some(c) = cap
+                && (c.max == 0 || c.window_secs == 0 || c.window_secs > 31 * 86_400)
+            {
+                return Err(Error::Invalid(format!(
+                    "{key}: max must be ≥ 1 and window_secs between 1 and 2678400"
+                )));
             }
         }
         for (key, v) in [

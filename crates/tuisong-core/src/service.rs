@@ -1120,10 +1120,10 @@ impl Platform {
         if to - from > 400 * 86_400_000 {
             return Err(Error::Invalid("at most 400 days at a time".into()));
         }
-        if let Some(t) = template_id {
-            if TemplateId::parse(t).is_none() {
-                return Err(Error::Invalid("template_id is not a template id".into()));
-            }
+        if let Some(t) = template_id
+            && TemplateId::parse(t).is_none()
+        {
+            return Err(Error::Invalid("template_id is not a template id".into()));
         }
         let start = from.div_euclid(3_600_000) * 3_600_000;
         let rows = self.store.stats(appid, template_id, start, to).await?;

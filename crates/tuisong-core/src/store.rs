@@ -157,6 +157,9 @@ pub struct NewMessage {
     pub created_at: Millis,
 }
 
+// `Accepted` carries the inbox entry for the fast path; outcomes are short-lived values,
+// so the size difference costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendOutcome {
     /// Stored; `entry` is its inbox entry when it is deliverable at once.
@@ -452,6 +455,7 @@ pub trait Store: Send + Sync + 'static {
         recall: bool,
         now: Millis,
     ) -> Result<StopOutcome, StoreError>;
+    #[allow(clippy::too_many_arguments)] // one write: the event, its counter and its push
     /// Records an event on the timeline of one of the app's messages and counts it (with
     /// `value`) in the analytics under the same name; false if the message is unknown.
     async fn add_event(
