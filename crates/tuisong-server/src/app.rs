@@ -163,6 +163,7 @@ impl Application {
             .merge(v1::router())
             .merge(client::router())
             .merge(admin::router())
+            .merge(crate::web::router())
             .route("/client/v1/ws", axum::routing::get(gateway::upgrade))
             .route("/healthz", axum::routing::get(healthz))
             .fallback(not_found)

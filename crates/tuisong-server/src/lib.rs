@@ -16,6 +16,7 @@ pub mod render;
 pub mod settings;
 pub mod state;
 pub mod v1;
+pub mod web;
 pub mod wechat;
 
 pub use app::{Application, BuildOptions};
