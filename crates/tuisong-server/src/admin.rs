@@ -73,10 +73,12 @@ async fn push_deliveries(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(appid): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> ApiResult {
     let appid = admin_app(&state, &headers, &appid).await?;
+    let limit = q.get("limit").map(String::as_str);
     Ok(Json(
-        crate::push_api::deliveries(&state, &appid, None).await?,
+        crate::push_api::deliveries(&state, &appid, limit).await?,
     ))
 }
 

@@ -43,7 +43,11 @@ pub struct NatsBus {
 
 impl NatsBus {
     /// Connects and starts applying the other nodes' notices to `hub` and `platform`.
-    pub async fn connect(url: &str, hub: Arc<Hub>, platform: Arc<Platform>) -> anyhow::Result<Arc<NatsBus>> {
+    pub async fn connect(
+        url: &str,
+        hub: Arc<Hub>,
+        platform: Arc<Platform>,
+    ) -> anyhow::Result<Arc<NatsBus>> {
         let client = async_nats::connect(url)
             .await
             .map_err(|e| anyhow::anyhow!("connecting to NATS at {url}: {e}"))?;
