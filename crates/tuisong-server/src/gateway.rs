@@ -32,6 +32,10 @@ const SESSION_BUFFER: usize = 256;
 /// Entries read from the store per catch-up round.
 const CATCH_UP_PAGE: usize = 200;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Read buffer per session. Tungstenite zero-fills its whole read buffer before the first
+/// read, so its 128 KiB default was 128 KiB of RSS per idle device; device frames are tens
+/// of bytes, and a larger frame grows the buffer as needed.
+const WS_READ_BUFFER: usize = 1024;
 
 struct Session {
     id: u64,
@@ -238,12 +242,13 @@ pub async fn upgrade(
         return crate::http::ApiError(Error::Invalid("too many connections".into()))
             .into_response();
     }
-    ws.on_upgrade(move |socket| async move {
-        let user_id = user.user_id.clone();
-        if let Err(e) = run_session(state, user, socket).await {
-            tracing::debug!(user = %user_id, error = %e, "device session ended with an error");
-        }
-    })
+    ws.read_buffer_size(WS_READ_BUFFER)
+        .on_upgrade(move |socket| async move {
+            let user_id = user.user_id.clone();
+            if let Err(e) = run_session(state, user, socket).await {
+                tracing::debug!(user = %user_id, error = %e, "device session ended with an error");
+            }
+        })
 }
 
 async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), axum::Error> {
