@@ -1,104 +1,119 @@
-//! `tuisong bench send`: consent-checked, durable sends/s through
-//! `/cgi-bin/message/subscribe/send` at N concurrent connections, next to a baseline
-//! measured in the same run: a trivial axum handler on the same runtime, hit by the same
-//! load generator. The ratio is the claim; absolute numbers drift on shared machines.
+//! `send`: consent-checked, durable sends/s through `/cgi-bin/message/subscribe/send` at
+//! N concurrent HTTP connections (one subscribed user each, long-term consent, caps off,
+//! fsync on), next to the baseline: a trivial axum handler that answers like a successful
+//! send, in its own process on the same runtime settings as `serve`, hit by the same load
+//! generator. Closed loop: each connection sends its next request when the answer comes.
 
-use anyhow::{Context, bail};
-use clap::{Args, ValueEnum};
-use serde_json::{Value, json};
+use super::common::{App, Latency, Progress, ServerProc, stamp_page};
+use super::http::Conn;
+use super::report::{Better, Context, Row, ScenarioResult, Target};
+use super::{Plan, StoreChoice};
+use anyhow::{Context as _, bail};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
-use tuisong_server::{Application, BuildOptions, Settings};
+use tokio::io::AsyncBufReadExt;
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum Scenario {
-    Send,
-}
-
-#[derive(Args)]
-pub struct BenchArgs {
-    scenario: Scenario,
-    /// Concurrent HTTP connections.
-    #[arg(long, default_value_t = 64)]
-    connections: usize,
-    /// Seconds measured per target (after one second of warm-up).
-    #[arg(long, default_value_t = 10)]
-    seconds: u64,
-    /// A few seconds only: checks the bench still works (CI).
-    #[arg(long)]
-    smoke: bool,
-}
-
-struct Outcome {
-    ok: u64,
-    errors: u64,
-    secs: f64,
-    latencies_us: Vec<u64>,
+/// The result of one closed-loop load.
+pub struct Outcome {
+    /// Good answers in the measured window.
+    pub ok: u64,
+    /// Good answers in the whole run, warm-up included (what the devices must receive).
+    pub ok_total: u64,
+    pub errors: u64,
+    pub secs: f64,
+    pub latency: Latency,
+    pub first_error: Option<String>,
 }
 
 impl Outcome {
-    fn rate(&self) -> f64 {
+    pub fn rate(&self) -> f64 {
         self.ok as f64 / self.secs
-    }
-    fn pct(&self, p: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return 0.0;
-        }
-        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies_us[i] as f64 / 1000.0
     }
 }
 
-/// Runs `connections` workers posting `body_for(worker)` to `url` for `secs` seconds.
-async fn load(
-    url: String,
-    bodies: Vec<String>,
+/// Closed-loop load: `connections` keep-alive connections, each posting
+/// `body(connection, i)` to `path` as soon as the previous answer arrived; one second of
+/// warm-up, then `secs` measured. A good answer is HTTP 200 with errcode 0.
+pub async fn closed_loop(
+    label: &str,
+    addr: SocketAddr,
+    path: String,
     connections: usize,
     secs: u64,
+    body: Arc<dyn Fn(usize, u64) -> String + Send + Sync>,
 ) -> anyhow::Result<Outcome> {
     let stop = Arc::new(AtomicBool::new(false));
     let measuring = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicU64::new(0));
+    let ok_total = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
+    let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
     let mut tasks = Vec::new();
     for w in 0..connections {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(1)
-            .build()?;
-        let (url, body) = (url.clone(), bodies[w % bodies.len()].clone());
-        let (stop, measuring, ok, errors) =
-            (stop.clone(), measuring.clone(), ok.clone(), errors.clone());
+        let mut conn = Conn::connect(addr).await?;
+        let (path, body) = (path.clone(), body.clone());
+        let (stop, measuring, ok, ok_total, errors, first_error) = (
+            stop.clone(),
+            measuring.clone(),
+            ok.clone(),
+            ok_total.clone(),
+            errors.clone(),
+            first_error.clone(),
+        );
         tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
+            let mut lat = Vec::with_capacity(1 << 16);
+            let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
+                let b = body(w, i);
+                i += 1;
                 let t0 = Instant::now();
-                let r = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await;
-                let good = match r {
-                    Ok(resp) => match resp.bytes().await {
-                        Ok(b) => b.starts_with(br#"{"errcode":0"#),
-                        Err(_) => false,
-                    },
-                    Err(_) => false,
+                let good = match conn.call("POST", &path, None, &b).await {
+                    Ok((200, body)) if body.starts_with(br#"{"errcode":0"#) => Ok(()),
+                    Ok((s, body)) => Err(format!("HTTP {s}: {}", String::from_utf8_lossy(body))),
+                    Err(e) => Err(format!("{e:#}")),
                 };
+                if good.is_ok() {
+                    ok_total.fetch_add(1, Ordering::Relaxed);
+                }
+                let broken = conn_broken(&good);
                 if measuring.load(Ordering::Relaxed) {
-                    if good {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                        lat.push(t0.elapsed().as_micros() as u64);
-                    } else {
-                        errors.fetch_add(1, Ordering::Relaxed);
+                    match good {
+                        Ok(()) => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                            lat.push(t0.elapsed().as_micros() as u64);
+                        }
+                        Err(e) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            if let Ok(mut f) = first_error.lock() {
+                                f.get_or_insert(e);
+                            }
+                        }
                     }
+                }
+                if broken {
+                    break;
                 }
             }
             lat
         }));
     }
+    let t_start = Instant::now();
+    let total = 1.0 + secs as f64;
+    let okp = ok.clone();
+    let progress = Progress::start(label, move || {
+        let e = t_start.elapsed().as_secs_f64();
+        let rate = okp.load(Ordering::Relaxed) as f64 / (e - 1.0).max(0.001);
+        let text = if e < 1.0 {
+            "warming up".to_owned()
+        } else {
+            format!("{rate:.0} req/s")
+        };
+        (e / total, text)
+    });
     tokio::time::sleep(Duration::from_secs(1)).await;
     measuring.store(true, Ordering::SeqCst);
     let t0 = Instant::now();
@@ -106,180 +121,136 @@ async fn load(
     measuring.store(false, Ordering::SeqCst);
     let elapsed = t0.elapsed().as_secs_f64();
     stop.store(true, Ordering::SeqCst);
-    let mut latencies_us = Vec::new();
+    progress.finish().await;
+    let mut latencies = Vec::new();
     for t in tasks {
-        latencies_us.extend(t.await?);
+        latencies.extend(t.await?);
     }
-    latencies_us.sort_unstable();
+    let first_error = first_error.lock().ok().and_then(|mut f| f.take());
     Ok(Outcome {
         ok: ok.load(Ordering::SeqCst),
+        ok_total: ok_total.load(Ordering::SeqCst),
         errors: errors.load(Ordering::SeqCst),
         secs: elapsed,
-        latencies_us,
+        latency: Latency::of(latencies),
+        first_error,
     })
 }
 
-/// The baseline: an axum handler that answers like a successful send and does nothing.
-async fn baseline_server() -> anyhow::Result<String> {
-    async fn ok() -> axum::Json<Value> {
+/// A transport error leaves the connection in an unknown state: that worker stops.
+fn conn_broken(r: &Result<(), String>) -> bool {
+    matches!(r, Err(e) if !e.starts_with("HTTP "))
+}
+
+/// `bench baseline-server`: what `send` is compared with. Runs in `main`'s runtime, the
+/// one `serve` runs in; prints its address.
+pub async fn baseline_server() -> anyhow::Result<()> {
+    async fn ok() -> axum::Json<serde_json::Value> {
         axum::Json(json!({"errcode": 0, "errmsg": "ok", "msgid": 1}))
     }
     let router =
         axum::Router::new().route("/cgi-bin/message/subscribe/send", axum::routing::post(ok));
-    let l = TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/cgi-bin/message/subscribe/send", l.local_addr()?);
-    tokio::spawn(async move { axum::serve(l, router).await });
-    Ok(url)
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("baseline listening on {}", l.local_addr()?);
+    axum::serve(l, router).await?;
+    Ok(())
 }
 
-async fn post_json(
-    c: &reqwest::Client,
-    url: &str,
-    bearer: Option<&str>,
-    body: Value,
-) -> anyhow::Result<Value> {
-    let mut r = c.post(url).json(&body);
-    if let Some(b) = bearer {
-        r = r.bearer_auth(b);
-    }
-    Ok(r.send().await?.json().await?)
+/// The baseline server as a child process: (child, address).
+async fn spawn_baseline() -> anyhow::Result<(tokio::process::Child, SocketAddr)> {
+    let exe = std::env::current_exe()?;
+    let mut child = tokio::process::Command::new(exe)
+        .args(["bench", "baseline-server"])
+        .env("TUISONG_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the baseline server")?;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .context("the baseline server did not start")??
+        .context("the baseline server exited")?;
+    let addr = line
+        .strip_prefix("baseline listening on ")
+        .context("baseline banner")?
+        .parse()?;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, addr))
 }
 
-/// Starts tuisong on a fresh data dir and prepares one subscribed user per connection.
-async fn tuisong_server(
-    dir: &std::path::Path,
-    users: usize,
-) -> anyhow::Result<(String, Vec<String>)> {
-    let settings = Settings {
-        data_dir: dir.to_owned(),
-        listen: "127.0.0.1:0".parse()?,
-        ..Settings::default()
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let app = Application::build_with(
-        settings,
-        BuildOptions {
-            listener: Some(listener),
-            ..Default::default()
-        },
+pub async fn run(plan: &Plan, store: &StoreChoice, ctx: Context) -> anyhow::Result<ScenarioResult> {
+    let conns = plan.http_connections;
+    let secs = plan.seconds;
+    eprintln!(
+        "── send ({}): {conns} connections, {secs} s per target",
+        store.label()
+    );
+    let server = ServerProc::start(store).await?;
+    let app = Arc::new(App::prepare(&server).await?);
+    let users = app.users(conns, true, "send: subscribing users").await?;
+    let (mut baseline, base_addr) = spawn_baseline().await?;
+
+    let openids: Arc<Vec<String>> = Arc::new(users.into_iter().map(|u| u.openid).collect());
+    let (a, o) = (app.clone(), openids.clone());
+    let body: Arc<dyn Fn(usize, u64) -> String + Send + Sync> =
+        Arc::new(move |w, i| a.send_body(&o[w % o.len()], &stamp_page(i)));
+
+    let base = closed_loop(
+        "send: baseline (trivial axum)",
+        base_addr,
+        "/cgi-bin/message/subscribe/send".into(),
+        conns,
+        secs,
+        body.clone(),
     )
     .await?;
-    let demo = app.demo.as_ref().context("the bench needs the demo app")?;
-    let base = format!("http://{}", app.local_addr());
-    let appid = demo.app.appid.to_string();
-    let secret = demo.app.secret.expose().to_owned();
-    let template = demo
-        .templates
-        .iter()
-        .find(|t| t.kind.code() == 3)
-        .context("the demo app has a long-term template")?
-        .clone();
-    tokio::spawn(app.run_until(std::future::pending()));
-    let c = reqwest::Client::new();
-    let tok: Value = c
-        .get(format!(
-            "{base}/cgi-bin/token?grant_type=client_credential&appid={appid}&secret={secret}"
-        ))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = tok["access_token"].as_str().context("token")?.to_owned();
-    let data: serde_json::Map<String, Value> = template
-        .keywords
-        .iter()
-        .map(|k| (k.key(), json!({"value": k.example})))
-        .collect();
-    let mut bodies = Vec::new();
-    for i in 0..users {
-        let u = post_json(
-            &c,
-            &format!("{base}/client/v1/users"),
-            None,
-            json!({"nickname": format!("bench{i}")}),
-        )
-        .await?;
-        let dt = u["device_token"]
-            .as_str()
-            .context("device token")?
-            .to_owned();
-        let code = post_json(
-            &c,
-            &format!("{base}/client/v1/login"),
-            Some(&dt),
-            json!({"appid": appid}),
-        )
-        .await?;
-        let code = code["code"].as_str().context("code")?;
-        let s: Value = c
-            .get(format!("{base}/sns/jscode2session?appid={appid}&secret={secret}&js_code={code}&grant_type=authorization_code"))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let openid = s["openid"].as_str().context("openid")?.to_owned();
-        let tid = template.id.to_string();
-        let r = post_json(
-            &c,
-            &format!("{base}/client/v1/subscribe"),
-            Some(&dt),
-            json!({"appid": appid, "tmplIds": [tid], "decisions": {tid.clone(): "accept"}}),
-        )
-        .await?;
-        if r[&tid] != "accept" {
-            bail!("subscribing failed: {r}");
-        }
-        bodies.push(json!({"touser": openid, "template_id": tid, "data": data}).to_string());
-    }
-    Ok((
-        format!("{base}/cgi-bin/message/subscribe/send?access_token={token}"),
-        bodies,
-    ))
-}
-
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    match args.scenario {
-        Scenario::Send => {}
-    }
-    let secs = if args.smoke { 2 } else { args.seconds };
-    let dir = tempfile::tempdir()?;
-    eprintln!(
-        "bench send: {} connections, {secs}s per target",
-        args.connections
-    );
-    let (send_url, bodies) = tuisong_server(dir.path(), args.connections).await?;
-    let base_url = baseline_server().await?;
-    eprintln!("measuring the baseline (trivial axum handler)…");
-    let base = load(base_url, bodies.clone(), args.connections, secs).await?;
-    eprintln!("measuring tuisong subscribe/send (SQLite, fsync on)…");
-    let real = load(send_url, bodies, args.connections, secs).await?;
+    let real = closed_loop(
+        "send: tuisong subscribe/send",
+        server.addr,
+        app.send_path(),
+        conns,
+        secs,
+        body,
+    )
+    .await?;
+    let _ = baseline.kill().await;
+    let rss = server.rss_kib().unwrap_or(0);
+    server.stop().await;
     if real.errors > 0 || real.ok == 0 {
-        bail!("{} sends failed ({} succeeded)", real.errors, real.ok);
+        bail!(
+            "{} sends failed ({} succeeded); first: {}",
+            real.errors,
+            real.ok,
+            real.first_error.unwrap_or_default()
+        );
     }
-    let ratio = real.rate() / base.rate();
-    let result = json!({
-        "scenario": "send",
-        "connections": args.connections,
-        "seconds": secs,
-        "baseline": {"rps": base.rate(), "p50_ms": base.pct(0.5), "p99_ms": base.pct(0.99)},
-        "tuisong": {"rps": real.rate(), "p50_ms": real.pct(0.5), "p99_ms": real.pct(0.99), "errors": real.errors},
-        "ratio": ratio,
-    });
-    println!("| target | req/s | p50 ms | p99 ms |");
-    println!("|---|---|---|---|");
-    println!(
-        "| baseline: trivial axum handler | {:.0} | {:.2} | {:.2} |",
-        base.rate(),
-        base.pct(0.5),
-        base.pct(0.99)
+    let mut r = ScenarioResult::new(
+        "send",
+        ctx,
+        json!({"connections": conns, "seconds": secs, "server_rss_kib_after": rss,
+               "tuisong": {"ok": real.ok, "errors": real.errors, "latency_ms": real.latency},
+               "baseline": {"ok": base.ok, "errors": base.errors, "latency_ms": base.latency}}),
     );
-    println!(
-        "| tuisong subscribe/send | {:.0} | {:.2} | {:.2} |",
-        real.rate(),
-        real.pct(0.5),
-        real.pct(0.99)
+    r.rows.push(
+        Row::new(
+            format!("sends/s at {conns} connections"),
+            "req/s",
+            real.rate(),
+            Better::Higher,
+        )
+        .baseline("trivial axum handler", Some(base.rate()))
+        .target(Target::RatioAtLeast(0.5))
+        .target(Target::AtLeast(20_000.0))
+        .note(format!(
+            "request latency p50 {:.2} / p99 {:.2} ms (baseline {:.2} / {:.2})",
+            real.latency.p50, real.latency.p99, base.latency.p50, base.latency.p99
+        )),
     );
-    println!("ratio tuisong/baseline: {ratio:.2}");
-    println!("{}", serde_json::to_string(&result)?);
-    Ok(())
+    r.notes.push(
+        "Each send is authenticated, validated, consent-checked (long-term grant), written with its inbox entry and committed with fsync (SQLite WAL, synchronous=FULL, group commit) before the answer; the baseline only answers. The load generator is a minimal keep-alive HTTP/1.1 client in the bench process, the same for both, sharing the machine's cores with the server.".into(),
+    );
+    Ok(r)
 }
