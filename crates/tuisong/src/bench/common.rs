@@ -234,14 +234,13 @@ fn busy_processes() -> Vec<String> {
         }
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         let comm = comm.trim();
-        let hit = [
-            "rustc", "cargo", "chromium", "chrome", "cc1", "ld", "cc1plus",
-        ]
-        .contains(&comm)
+        // Test binaries are `<name>-<hash>`, cut to 15 characters in comm.
+        let test_binary = comm.rsplit_once('-').is_some_and(|(name, hash)| {
+            !name.is_empty() && hash.len() >= 6 && hash.chars().all(|c| c.is_ascii_hexdigit())
+        });
+        let hit = ["rustc", "cargo", "cc1", "cc1plus", "ld", "chrome"].contains(&comm)
             || comm.starts_with("chromium")
-            || (comm.contains('-')
-                && comm.len() > 17
-                && comm.rsplit('-').next().is_some_and(|h| h.len() == 16));
+            || test_binary;
         // Zombies cost nothing.
         let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let zombie = state

@@ -385,9 +385,9 @@ fn ratio_chart(results: &[ScenarioResult]) -> String {
         .flat_map(|r| r.rows.iter().map(move |row| (r, row)))
         .filter_map(|(r, row)| Some((r, row, row.advantage()?)))
         .collect();
-    let (left, width, bar_h, top) = (430.0, 420.0, 22.0, 58.0);
+    let (left, width, bar_h, top) = (480.0, 420.0, 22.0, 58.0);
     let height = top + rows.len() as f64 * (bar_h + 8.0) + 50.0;
-    let (lo, hi) = (0.01f64, 100.0f64);
+    let (lo, hi) = (0.001f64, 100.0f64);
     let x =
         |v: f64| left + (v.clamp(lo, hi).log10() - lo.log10()) / (hi.log10() - lo.log10()) * width;
     let mut s = String::new();
@@ -405,7 +405,7 @@ fn ratio_chart(results: &[ScenarioResult]) -> String {
         s,
         r##"<text x="10" y="40" fill="#555">times better than the baseline, log scale: right of 1× tuisong is better; ▼ marks a ratio target; green met, red missed, grey no target</text>"##
     );
-    for (i, tick) in [0.01, 0.1, 1.0, 10.0, 100.0].iter().enumerate() {
+    for (i, tick) in [0.001, 0.01, 0.1, 1.0, 10.0, 100.0].iter().enumerate() {
         let tx = x(*tick);
         let _ = writeln!(
             s,
@@ -427,7 +427,12 @@ fn ratio_chart(results: &[ScenarioResult]) -> String {
         let (x0, x1) = (x(1.0), x(*adv));
         let _ = writeln!(
             s,
-            r#"<text x="{lx}" y="{ty}" text-anchor="end">{label}</text><rect x="{rx}" y="{y}" width="{rw}" height="{bar_h}" fill="{color}"/><text x="{vx}" y="{ty}" text-anchor="{anchor}" font-weight="bold">{adv:.2}×</text>"#,
+            r#"<text x="{lx}" y="{ty}" text-anchor="end">{label}</text><rect x="{rx}" y="{y}" width="{rw}" height="{bar_h}" fill="{color}"/><text x="{vx}" y="{ty}" text-anchor="{anchor}" font-weight="bold">{adv_text}×</text>"#,
+            adv_text = if *adv < 0.1 {
+                format!("{adv:.3}")
+            } else {
+                format!("{adv:.2}")
+            },
             lx = left - 8.0,
             ty = y + bar_h * 0.7,
             label = esc(&if r.store == "embedded" {
@@ -437,8 +442,9 @@ fn ratio_chart(results: &[ScenarioResult]) -> String {
             }),
             rx = x0.min(x1),
             rw = (x1 - x0).abs().max(1.0),
-            vx = if *adv >= 1.0 { x1 + 4.0 } else { x1 - 4.0 },
-            anchor = if *adv >= 1.0 { "start" } else { "end" },
+            // Right of the bar's end, or right of the 1× line for a bar that goes left.
+            vx = x0.max(x1) + 4.0,
+            anchor = "start",
         );
         for t in &row.targets {
             if let Target::RatioAtLeast(v) = t {
