@@ -427,7 +427,7 @@ fn ratio_chart(results: &[ScenarioResult]) -> String {
         let (x0, x1) = (x(1.0), x(*adv));
         let _ = writeln!(
             s,
-            r#"<text x="{lx}" y="{ty}" text-anchor="end">{label}</text><rect x="{rx}" y="{y}" width="{rw}" height="{bar_h}" fill="{color}"/><text x="{vx}" y="{ty}" text-anchor="{anchor}" font-weight="bold">{adv_text}×</text>"#,
+            r#"<text x="{lx}" y="{ty}" text-anchor="end">{label}</text><rect x="{rx}" y="{y}" width="{rw}" height="{bar_h}" fill="{color}"/><text x="{vx}" y="{ty}" text-anchor="start" font-weight="bold">{adv_text}×</text>"#,
             adv_text = if *adv < 0.1 {
                 format!("{adv:.3}")
             } else {
@@ -444,7 +444,6 @@ fn ratio_chart(results: &[ScenarioResult]) -> String {
             rw = (x1 - x0).abs().max(1.0),
             // Right of the bar's end, or right of the 1× line for a bar that goes left.
             vx = x0.max(x1) + 4.0,
-            anchor = "start",
         );
         for t in &row.targets {
             if let Target::RatioAtLeast(v) = t {
