@@ -177,5 +177,8 @@ CREATE TABLE stats (
     metric   TEXT NOT NULL,
     count    BIGINT NOT NULL,
     value    DOUBLE PRECISION NOT NULL DEFAULT 0,
-    PRIMARY KEY (appid, hour, tmpl_id, metric)
+    -- Every send bumps the same (app, hour, template) counters; spreading them over
+    -- 16 rows keeps concurrent transactions from queueing on one row lock until commit.
+    shard    SMALLINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (appid, hour, tmpl_id, metric, shard)
 );
