@@ -321,6 +321,8 @@ pub struct ServerProc {
     stderr: Arc<Mutex<Vec<String>>>,
     /// On PostgreSQL: (base URL, the fresh schema this server ran in), dropped at stop.
     pg_schema: Option<(String, String)>,
+    /// The `--store` URL it was started with (a second node joins the same schema).
+    store_url: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -355,10 +357,27 @@ async fn drop_pg_schema(base: &str, name: &str) {
 
 impl ServerProc {
     pub async fn start(store: &StoreChoice) -> anyhow::Result<ServerProc> {
+        Self::start_node(store, None).await
+    }
+
+    /// A second node on the same PostgreSQL schema and NATS bus as `first`; it creates no
+    /// demo app of its own (it serves `first`'s).
+    pub async fn start_peer(first: &ServerProc, store: &StoreChoice) -> anyhow::Result<ServerProc> {
+        Self::start_node(store, Some(first)).await
+    }
+
+    async fn start_node(
+        store: &StoreChoice,
+        peer_of: Option<&ServerProc>,
+    ) -> anyhow::Result<ServerProc> {
         let dir = tempfile::tempdir()?;
-        let pg_schema = match &store.store {
-            Some(base) => Some((base.clone(), fresh_pg_schema(base).await?)),
-            None => None,
+        let pg_schema = match (&store.store, peer_of) {
+            (Some(base), None) => Some((base.clone(), fresh_pg_schema(base).await?)),
+            _ => None,
+        };
+        let store_url = match peer_of {
+            Some(first) => first.store_url.clone(),
+            None => pg_schema.as_ref().map(|(_, (url, _))| url.clone()),
         };
         let exe = std::env::current_exe().context("finding this binary")?;
         let mut cmd = Command::new(exe);
@@ -371,8 +390,11 @@ impl ServerProc {
                 cmd.env_remove(k);
             }
         }
-        if let Some((_, (url, _))) = &pg_schema {
+        if let Some(url) = &store_url {
             cmd.args(["--store", url]);
+        }
+        if peer_of.is_some() {
+            cmd.env("TUISONG_DEMO_APP", "false");
         }
         if let Some(b) = &store.bus {
             cmd.args(["--bus", b]);
@@ -388,9 +410,14 @@ impl ServerProc {
         let stderr = collect_lines(child.stderr.take().context("stderr")?);
         let mut out = BufReader::new(child.stdout.take().context("stdout")?).lines();
         let mut lines = Vec::new();
+        let banner_end = if peer_of.is_some() {
+            "admin token:"
+        } else {
+            "README.md walks through"
+        };
         let read = async {
             while let Some(l) = out.next_line().await? {
-                let done = l.contains("README.md walks through");
+                let done = l.contains(banner_end);
                 lines.push(l);
                 if done {
                     break;
@@ -424,6 +451,18 @@ impl ServerProc {
             })
             .context("the listening line")?
             .parse()?;
+        if let Some(first) = peer_of {
+            return Ok(ServerProc {
+                child,
+                pid,
+                addr,
+                demo: first.demo.clone(),
+                stderr,
+                pg_schema: None,
+                store_url,
+                _dir: dir,
+            });
+        }
         let (Some(appid), Some(secret)) = (field("appid:"), field("secret:")) else {
             bail!(
                 "no demo app in the banner (the bench needs a fresh store: on PostgreSQL, an empty database):\n{}",
@@ -456,6 +495,7 @@ impl ServerProc {
             },
             stderr,
             pg_schema: pg_schema.map(|(base, (_, name))| (base, name)),
+            store_url,
             _dir: dir,
         })
     }
@@ -505,6 +545,7 @@ pub fn collect_lines(
 
 /// The demo app ready for load: an access token, the long-term template (one accept
 /// allows any number of sends), valid data for it, and the policy caps turned off.
+#[derive(Clone)]
 pub struct App {
     pub addr: SocketAddr,
     pub appid: String,

@@ -183,7 +183,7 @@ impl Tuisong {
         });
         let out = closed_loop(
             "deliver: tuisong saturated",
-            self.app.addr,
+            &[self.app.addr],
             self.app.send_path(),
             connections,
             secs,
@@ -305,9 +305,21 @@ pub async fn run(plan: &Plan, store: &StoreChoice, ctx: Context) -> anyhow::Resu
         store.label()
     );
     let server = ServerProc::start(store).await?;
+    let peer = match store.nodes {
+        1 => None,
+        _ => Some(ServerProc::start_peer(&server, store).await?),
+    };
     let app = Arc::new(App::prepare(&server).await?);
     let users = app.users(k, true, "deliver: subscribing users").await?;
     let sockets = connect_all(server.addr, &users, 0, "deliver: connecting devices").await?;
+    // With two nodes every card crosses: devices on node A, sends through node B.
+    let app = match &peer {
+        Some(p) => Arc::new(App {
+            addr: p.addr,
+            ..(*app).clone()
+        }),
+        None => app,
+    };
     let cards = Arc::new(Recorder::default());
     let recalls = Arc::new(Recorder::default());
     let devices: Vec<_> = sockets

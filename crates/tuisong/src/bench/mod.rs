@@ -73,6 +73,11 @@ pub struct BenchArgs {
     /// With --store: the NATS bus for that run (nats://…)
     #[arg(long)]
     bus: Option<String>,
+    /// With --store and --bus: run that pass on this many nodes (1 or 2). With 2, `send`
+    /// spreads its connections over both and `deliver` sends through node B to devices
+    /// on node A.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
     /// The Mosquitto broker of the deliver and recall baselines
     #[arg(long, default_value = "127.0.0.1:1883")]
     mqtt: String,
@@ -131,14 +136,17 @@ impl BenchArgs {
 pub struct StoreChoice {
     pub store: Option<String>,
     pub bus: Option<String>,
+    /// Server processes sharing the store and bus (1 or 2).
+    pub nodes: usize,
 }
 
 impl StoreChoice {
     pub fn label(&self) -> &'static str {
-        match (&self.store, &self.bus) {
-            (None, _) => "embedded",
-            (Some(_), None) => "postgres",
-            (Some(_), Some(_)) => "postgres+nats",
+        match (&self.store, &self.bus, self.nodes) {
+            (None, _, _) => "embedded",
+            (Some(_), None, _) => "postgres",
+            (Some(_), Some(_), 1) => "postgres+nats",
+            (Some(_), Some(_), _) => "postgres+nats-2nodes",
         }
     }
 }
@@ -171,14 +179,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             machine.busy.join(", ")
         );
     }
+    if !(1..=2).contains(&args.nodes)
+        || (args.nodes == 2 && (args.store.is_none() || args.bus.is_none()))
+    {
+        anyhow::bail!("--nodes is 1, or 2 together with --store and --bus");
+    }
     let mut stores = vec![StoreChoice {
         store: None,
         bus: None,
+        nodes: 1,
     }];
     if let Some(s) = &args.store {
         stores.push(StoreChoice {
             store: Some(s.clone()),
             bus: args.bus.clone(),
+            nodes: args.nodes,
         });
     }
     let scenarios = match args.scenario {

@@ -35,12 +35,12 @@ impl Outcome {
     }
 }
 
-/// Closed-loop load: `connections` keep-alive connections, each posting
+/// Closed-loop load: `connections` keep-alive connections (spread over `addrs`), each posting
 /// `body(connection, i)` to `path` as soon as the previous answer arrived; one second of
 /// warm-up, then `secs` measured. A good answer is HTTP 200 with errcode 0.
 pub async fn closed_loop(
     label: &str,
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     path: String,
     connections: usize,
     secs: u64,
@@ -54,7 +54,7 @@ pub async fn closed_loop(
     let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
     let mut tasks = Vec::new();
     for w in 0..connections {
-        let mut conn = Conn::connect(addr).await?;
+        let mut conn = Conn::connect(addrs[w % addrs.len()]).await?;
         let (path, body) = (path.clone(), body.clone());
         let (stop, measuring, ok, ok_total, errors, first_error) = (
             stop.clone(),
@@ -189,6 +189,10 @@ pub async fn run(plan: &Plan, store: &StoreChoice, ctx: Context) -> anyhow::Resu
         store.label()
     );
     let server = ServerProc::start(store).await?;
+    let peer = match store.nodes {
+        1 => None,
+        _ => Some(ServerProc::start_peer(&server, store).await?),
+    };
     let app = Arc::new(App::prepare(&server).await?);
     let users = app.users(conns, true, "send: subscribing users").await?;
     let (mut baseline, base_addr) = spawn_baseline().await?;
@@ -200,7 +204,7 @@ pub async fn run(plan: &Plan, store: &StoreChoice, ctx: Context) -> anyhow::Resu
 
     let base = closed_loop(
         "send: baseline (trivial axum)",
-        base_addr,
+        &[base_addr],
         "/cgi-bin/message/subscribe/send".into(),
         conns,
         secs,
@@ -209,7 +213,9 @@ pub async fn run(plan: &Plan, store: &StoreChoice, ctx: Context) -> anyhow::Resu
     .await?;
     let real = closed_loop(
         "send: tuisong subscribe/send",
-        server.addr,
+        &std::iter::once(server.addr)
+            .chain(peer.as_ref().map(|p| p.addr))
+            .collect::<Vec<_>>(),
         app.send_path(),
         conns,
         secs,
@@ -218,6 +224,9 @@ pub async fn run(plan: &Plan, store: &StoreChoice, ctx: Context) -> anyhow::Resu
     .await?;
     let _ = baseline.kill().await;
     let rss = server.rss_kib().unwrap_or(0);
+    if let Some(p) = peer {
+        p.stop().await;
+    }
     server.stop().await;
     if real.errors > 0 || real.ok == 0 {
         bail!(
