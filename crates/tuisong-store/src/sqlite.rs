@@ -124,7 +124,8 @@ impl SqliteStore {
         migrate(&conn)?;
         // Checkpoints run on their own thread and connection, not inside the writer's
         // commits (a profile of `bench send` put 8 % of the writer's time there).
-        conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(be)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(be)?;
         let alive = Arc::new(());
         let checkpointer = Connection::open(&settings.path).map_err(be)?;
         checkpointer

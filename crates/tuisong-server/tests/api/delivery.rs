@@ -1,18 +1,6 @@
 use crate::helpers::*;
 use serde_json::{Value, json};
 
-/// A subscribed user with `grants` one-time grants, its device token and valid data.
-async fn subscribed(app: &TestApp, grants: usize) -> (String, Device, String, Value) {
-    let t = app.token().await;
-    let d = app.device("手机用户").await;
-    let id = app.one_time();
-    for _ in 0..grants {
-        app.accept(&d, &id).await;
-    }
-    let data = app.example_data(&t, &id).await;
-    (t, d, id, data)
-}
-
 fn msgid(v: &Value) -> u64 {
     v["msgid"]
         .as_u64()
@@ -22,7 +10,7 @@ fn msgid(v: &Value) -> u64 {
 #[tokio::test]
 async fn a_connected_device_receives_a_send_at_once_and_its_ack_marks_it_delivered() {
     let app = spawn_app().await;
-    let (t, d, id, data) = subscribed(&app, 1).await;
+    let (t, d, id, data) = app.subscribed(1).await;
     let mut ws = app.ws(&d.token, 0, "phone").await;
     let v = app
         .send(
@@ -65,7 +53,7 @@ async fn a_connected_device_receives_a_send_at_once_and_its_ack_marks_it_deliver
 #[tokio::test]
 async fn an_offline_device_catches_up_from_its_cursor_in_order() {
     let app = spawn_app().await;
-    let (t, d, id, data) = subscribed(&app, 5).await;
+    let (t, d, id, data) = app.subscribed(5).await;
     let body = json!({"touser": d.openid, "template_id": id, "data": data});
     let mut sent = Vec::new();
     for _ in 0..3 {
@@ -104,7 +92,7 @@ async fn an_offline_device_catches_up_from_its_cursor_in_order() {
 #[tokio::test]
 async fn the_inbox_over_http_matches_the_socket() {
     let app = spawn_app().await;
-    let (t, d, id, data) = subscribed(&app, 2).await;
+    let (t, d, id, data) = app.subscribed(2).await;
     let body = json!({"touser": d.openid, "template_id": id, "data": data});
     let a = msgid(&app.send(&t, body.clone()).await);
     let b = msgid(&app.send(&t, body).await);
@@ -150,7 +138,7 @@ async fn the_inbox_over_http_matches_the_socket() {
 #[tokio::test]
 async fn every_device_of_a_user_gets_every_message() {
     let app = spawn_app().await;
-    let (t, d, id, data) = subscribed(&app, 1).await;
+    let (t, d, id, data) = app.subscribed(1).await;
     let mut phone = app.ws(&d.token, 0, "phone").await;
     let mut pad = app.ws(&d.token, 0, "pad").await;
     let m = msgid(
@@ -193,7 +181,7 @@ async fn every_device_of_a_user_gets_every_message() {
 #[tokio::test]
 async fn a_recall_before_delivery_cancels_refunds_and_leaves_only_a_tombstone() {
     let app = spawn_app().await;
-    let (t, d, id, data) = subscribed(&app, 1).await;
+    let (t, d, id, data) = app.subscribed(1).await;
     let m = msgid(
         &app.send(
             &t,
@@ -229,7 +217,7 @@ async fn a_recall_before_delivery_cancels_refunds_and_leaves_only_a_tombstone() 
 #[tokio::test]
 async fn a_recall_after_delivery_reaches_connected_and_offline_devices() {
     let app = spawn_app().await;
-    let (t, d, id, data) = subscribed(&app, 1).await;
+    let (t, d, id, data) = app.subscribed(1).await;
     let mut phone = app.ws(&d.token, 0, "phone").await;
     let m = msgid(
         &app.send(
@@ -305,7 +293,7 @@ async fn a_recall_after_delivery_reaches_connected_and_offline_devices() {
 #[tokio::test]
 async fn cancel_works_before_delivery_only() {
     let app = spawn_app().await;
-    let (t, d, id, data) = subscribed(&app, 2).await;
+    let (t, d, id, data) = app.subscribed(2).await;
     let body = json!({"touser": d.openid, "template_id": id, "data": data});
     let a = msgid(&app.send(&t, body.clone()).await);
     let (s, v) = app
@@ -359,7 +347,7 @@ async fn cancel_works_before_delivery_only() {
 #[tokio::test]
 async fn an_undelivered_message_expires_at_its_ttl_and_gives_the_grant_back() {
     let app = spawn_app().await;
-    let (t, d, id, data) = subscribed(&app, 1).await;
+    let (t, d, id, data) = app.subscribed(1).await;
     let (s, v) = app
         .v1_send(
             &t,
@@ -406,7 +394,7 @@ async fn an_undelivered_message_expires_at_its_ttl_and_gives_the_grant_back() {
 #[tokio::test]
 async fn a_scheduled_send_waits_for_its_time() {
     let app = spawn_app().await;
-    let (t, d, id, data) = subscribed(&app, 1).await;
+    let (t, d, id, data) = app.subscribed(1).await;
     let mut ws = app.ws(&d.token, 0, "phone").await;
     let at = app.clock.now_secs() + 3600;
     let (s, v) = app
@@ -429,7 +417,7 @@ async fn a_scheduled_send_waits_for_its_time() {
 #[tokio::test]
 async fn a_scheduled_send_survives_a_restart() {
     let app = spawn_app().await;
-    let (t, d, id, data) = subscribed(&app, 1).await;
+    let (t, d, id, data) = app.subscribed(1).await;
     let at = app.clock.now_secs() + 600;
     let (_, v) = app
         .v1_send(
@@ -447,7 +435,7 @@ async fn a_scheduled_send_survives_a_restart() {
 #[tokio::test]
 async fn opening_a_card_answers_its_page_and_counts_on_the_timeline() {
     let app = spawn_app().await;
-    let (t, d, id, data) = subscribed(&app, 1).await;
+    let (t, d, id, data) = app.subscribed(1).await;
     let mut ws = app.ws(&d.token, 0, "phone").await;
     let m = msgid(
         &app.send(

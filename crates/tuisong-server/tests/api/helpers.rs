@@ -316,6 +316,21 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// A token, a new user of the demo app with `grants` accepts of its one-time
+    /// template, that template's id and valid data for it.
+    pub async fn subscribed(&self, grants: usize) -> (String, Device, String, Value) {
+        let t = self.token().await;
+        let d = self.device("手机用户").await;
+        let id = self.one_time();
+        for _ in 0..grants {
+            self.accept(&d, &id).await;
+        }
+        let data = self.example_data(&t, &id).await;
+        (t, d, id, data)
+    }
+}
+
 /// `{key: {"value": example}}` from a gettemplate entry.
 pub fn example_data_of(t: &Value) -> Value {
     let content = t["content"].as_str().expect("content");

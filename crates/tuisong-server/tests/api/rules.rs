@@ -1,17 +1,6 @@
 use crate::helpers::*;
 use serde_json::{Value, json};
 
-async fn subscribed(app: &TestApp, grants: usize) -> (String, Device, String, Value) {
-    let t = app.token().await;
-    let d = app.device("u").await;
-    let id = app.one_time();
-    for _ in 0..grants {
-        app.accept(&d, &id).await;
-    }
-    let data = app.example_data(&t, &id).await;
-    (t, d, id, data)
-}
-
 #[tokio::test]
 async fn the_policy_has_documented_defaults_and_refuses_bad_values() {
     let app = spawn_app().await;
@@ -50,7 +39,7 @@ async fn the_policy_has_documented_defaults_and_refuses_bad_values() {
 #[tokio::test]
 async fn quiet_hours_hold_a_message_and_release_it_when_they_end() {
     let app = spawn_app().await;
-    let (t, d, id, data) = subscribed(&app, 1).await;
+    let (t, d, id, data) = app.subscribed(1).await;
     app.put_policy(&t, json!({"quiet_hours": quiet_around(app.clock.now_ms())}))
         .await;
     let mut ws = app.ws(&d.token, 0, "phone").await;
@@ -87,7 +76,7 @@ async fn quiet_hours_hold_a_message_and_release_it_when_they_end() {
 #[tokio::test]
 async fn the_users_own_quiet_hours_hold_messages_too() {
     let app = spawn_app().await;
-    let (t, d, id, data) = subscribed(&app, 1).await;
+    let (t, d, id, data) = app.subscribed(1).await;
     let (s, v) = app
         .call(
             reqwest::Method::PUT,
@@ -137,7 +126,7 @@ async fn the_users_own_quiet_hours_hold_messages_too() {
 #[tokio::test]
 async fn an_urgent_message_skips_quiet_hours_and_caps_but_not_consent_and_spends_the_budget() {
     let app = spawn_app().await;
-    let (t, d, id, data) = subscribed(&app, 3).await;
+    let (t, d, id, data) = app.subscribed(3).await;
     app.put_policy(
         &t,
         json!({"quiet_hours": quiet_around(app.clock.now_ms()), "per_user": {"max": 1, "window_secs": 3600}, "urgent_daily_budget": 2}),
@@ -182,7 +171,7 @@ async fn an_urgent_message_skips_quiet_hours_and_caps_but_not_consent_and_spends
 #[tokio::test]
 async fn the_per_user_cap_refuses_with_43108_and_429_without_taking_a_grant() {
     let app = spawn_app().await;
-    let (t, d, id, data) = subscribed(&app, 4).await;
+    let (t, d, id, data) = app.subscribed(4).await;
     app.put_policy(&t, json!({"per_user": {"max": 2, "window_secs": 3600}}))
         .await;
     let body = json!({"touser": d.openid, "template_id": id, "data": data});
@@ -210,7 +199,7 @@ async fn the_per_user_cap_refuses_with_43108_and_429_without_taking_a_grant() {
 #[tokio::test]
 async fn the_per_user_template_cap_counts_one_template() {
     let app = spawn_app().await;
-    let (t, d, id, data) = subscribed(&app, 3).await;
+    let (t, d, id, data) = app.subscribed(3).await;
     app.put_policy(
         &t,
         json!({"per_user_template": {"max": 1, "window_secs": 600}, "per_user": null}),
@@ -231,7 +220,7 @@ async fn the_per_user_template_cap_counts_one_template() {
 #[tokio::test]
 async fn the_app_caps_answer_45009_daily_and_45011_per_minute() {
     let app = spawn_app().await;
-    let (t, d, id, data) = subscribed(&app, 5).await;
+    let (t, d, id, data) = app.subscribed(5).await;
     let body = json!({"touser": d.openid, "template_id": id, "data": data});
     app.put_policy(&t, json!({"app_per_minute": 1})).await;
     assert_eq!(errcode(&app.send(&t, body.clone()).await), 0);
