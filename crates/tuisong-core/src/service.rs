@@ -79,6 +79,16 @@ pub struct SendRequest {
     pub ttl_seconds: Option<u64>,
 }
 
+/// The answer to an accepted send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendReceipt {
+    pub msgid: MsgId,
+    /// Same idempotency key as an earlier send: that message, nothing sent again.
+    pub replayed: bool,
+    /// `accepted`, or `held`/`scheduled` when it waits for quiet hours or `send_at`.
+    pub status: MessageStatus,
+}
+
 /// Longest a message may be scheduled ahead or live before it expires.
 pub const MAX_AHEAD_SECS: u64 = 30 * 86_400;
 
@@ -123,10 +133,6 @@ pub struct Platform {
     recipients: RwLock<HashMap<(AppId, OpenId), UserId>>,
     user_quiet: RwLock<HashMap<UserId, Option<QuietHours>>>,
     notifier: OnceLock<Arc<dyn Notifier>>,
-}
-
-fn day_start(now: Millis) -> Millis {
-    policy::beijing_day_start(now)
 }
 
 /// SHA-256 hex of a device token: what the store keeps instead of the token.
@@ -300,7 +306,11 @@ impl Platform {
         let key = format!("token:{}", app.appid);
         if !self
             .store
-            .take_quota(&key, day_start(now), self.settings.token_daily_limit)
+            .take_quota(
+                &key,
+                policy::beijing_day_start(now),
+                self.settings.token_daily_limit,
+            )
             .await?
         {
             return Err(Error::DailyQuota);
@@ -347,7 +357,11 @@ impl Platform {
             let key = format!("stable_force:{}", app.appid);
             if !self
                 .store
-                .take_quota(&key, day_start(now), self.settings.stable_force_daily_limit)
+                .take_quota(
+                    &key,
+                    policy::beijing_day_start(now),
+                    self.settings.stable_force_daily_limit,
+                )
                 .await?
             {
                 return Err(Error::DailyQuota);
@@ -788,7 +802,7 @@ impl Platform {
 
     /// One send: validate, apply the push rules, then consume a grant, take the caps and
     /// store the message in one atomic step. Returns the msgid and whether it was a replay.
-    pub async fn send(&self, appid: &AppId, req: SendRequest) -> Result<(MsgId, bool)> {
+    pub async fn send(&self, appid: &AppId, req: SendRequest) -> Result<SendReceipt> {
         let now = self.now();
         let openid = OpenId::parse(req.touser.trim()).ok_or(Error::OpenIdInvalid)?;
         let template = self
@@ -912,9 +926,18 @@ impl Platform {
                 if let Some(e) = entry {
                     self.publish(&e);
                 }
-                Ok((msgid, false))
+                Ok(SendReceipt {
+                    msgid,
+                    replayed: false,
+                    status: msg.hold.map_or(MessageStatus::Accepted, |(s, _)| s),
+                })
             }
-            SendOutcome::Replayed(id) => Ok((id, true)),
+            // A replay says where the first message is now: read it (the rare path).
+            SendOutcome::Replayed(id) => Ok(SendReceipt {
+                msgid: id,
+                replayed: true,
+                status: self.message(appid, id.0).await?.status,
+            }),
             SendOutcome::IdempotencyConflict => Err(Error::IdempotencyConflict),
             SendOutcome::UnknownOpenId => Err(Error::OpenIdInvalid),
             SendOutcome::NoConsent => Err(Error::NoConsent),
@@ -1200,8 +1223,11 @@ mod tests {
         // 2026-11-24 15:59:59 UTC is 23:59:59 in Beijing; one second later is a new day.
         let before = 1_795_535_999_000;
         let after = before + 1000;
-        assert_ne!(day_start(before), day_start(after));
-        assert_eq!(day_start(after), after);
+        assert_ne!(
+            policy::beijing_day_start(before),
+            policy::beijing_day_start(after)
+        );
+        assert_eq!(policy::beijing_day_start(after), after);
     }
 
     #[test]

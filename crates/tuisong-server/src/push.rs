@@ -279,19 +279,22 @@ async fn post(
 }
 
 /// Delivers one claimed event and records the attempt.
+/// The push config and the app of one app, read once per pass for all its events.
+type Target = Arc<(Option<PushConfig>, Option<tuisong_core::store::App>)>;
+
 async fn deliver(
     platform: &Platform,
     http: &reqwest::Client,
     settings: &PushSettings,
     item: OutboxItem,
+    target: Target,
 ) -> anyhow::Result<()> {
     let store = platform.store();
     let appid = AppId::from_trusted(item.appid.clone());
     let started = Instant::now();
     let now = platform.now();
     let attempt_no = item.attempts + 1;
-    let cfg = store.get_push_config(&appid).await?;
-    let app = store.get_app(&appid).await?;
+    let (cfg, app) = &*target;
     let result = match (&cfg, &app) {
         (Some(cfg), Some(app)) => {
             let ev = wire_event(&app.original_id, &item);
@@ -351,10 +354,20 @@ pub async fn push_once(
         .claim_push(now, lease_until, settings.concurrency)
         .await?;
     let n = items.len();
+    let mut targets: std::collections::HashMap<String, Target> = std::collections::HashMap::new();
+    for item in &items {
+        if !targets.contains_key(&item.appid) {
+            let appid = AppId::from_trusted(item.appid.clone());
+            let cfg = platform.store().get_push_config(&appid).await?;
+            let app = platform.store().get_app(&appid).await?;
+            targets.insert(item.appid.clone(), Arc::new((cfg, app)));
+        }
+    }
     let mut tasks = tokio::task::JoinSet::new();
     for item in items {
         let (platform, http, settings) = (platform.clone(), http.clone(), settings.clone());
-        tasks.spawn(async move { deliver(&platform, &http, &settings, item).await });
+        let target = targets[&item.appid].clone();
+        tasks.spawn(async move { deliver(&platform, &http, &settings, item, target).await });
     }
     while let Some(r) = tasks.join_next().await {
         match r {

@@ -111,10 +111,9 @@ async fn send(State(state): State<AppState>, headers: HeaderMap, body: Bytes) ->
             .unwrap_or(i64::MAX / 1000)
             .saturating_mul(1000)
     });
-    let (msgid, replayed) = crate::wechat::send_counted(&state, &appid, req).await?;
-    let m = state.platform.message(&appid, msgid.0).await?;
+    let r = crate::wechat::send_counted(&state, &appid, req).await?;
     Ok(Json(
-        json!({"msgid": msgid, "status": m.status.as_str(), "replayed": replayed}),
+        json!({"msgid": r.msgid, "status": r.status.as_str(), "replayed": r.replayed}),
     ))
 }
 

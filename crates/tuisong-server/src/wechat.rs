@@ -335,8 +335,8 @@ async fn send(State(state): State<AppState>, method: Method, q: Params, body: By
             }
             let b = json_object(&body)?;
             let req = send_request(&b)?;
-            let (msgid, _) = send_counted(&state, &appid, req).await?;
-            Ok(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid.0}))
+            let r = send_counted(&state, &appid, req).await?;
+            Ok(json!({"errcode": 0, "errmsg": "ok", "msgid": r.msgid.0}))
         }
         .await,
     )
@@ -347,7 +347,7 @@ pub async fn send_counted(
     state: &AppState,
     appid: &AppId,
     req: SendRequest,
-) -> Result<(tuisong_core::ids::MsgId, bool), Error> {
+) -> Result<tuisong_core::service::SendReceipt, Error> {
     let template_id = req.template_id.clone();
     match state.platform.send(appid, req).await {
         Ok(r) => Ok(r),

@@ -440,6 +440,34 @@ fn refund(c: &Connection, msgid: i64) -> rusqlite::Result<bool> {
     Ok(n == 1)
 }
 
+/// Ends a pending message that was never delivered (TTL or cancel/recall): final
+/// `status`, its one-time grant back, the timeline line, the `subscribe_msg_sent_event`
+/// with `code`/`why`, and the counters. Returns whether a grant was refunded.
+fn end_pending(
+    c: &Connection,
+    msgid: i64,
+    now: Millis,
+    status: &str,
+    code: i64,
+    why: &str,
+) -> rusqlite::Result<bool> {
+    c.prepare_cached("UPDATE messages SET status = ?3, final_at = ?2 WHERE msgid = ?1")?
+        .execute(params![msgid, now, status])?;
+    let refunded = refund(c, msgid)?;
+    let detail = if refunded {
+        "grant refunded"
+    } else {
+        "no grant to refund"
+    };
+    event(c, msgid, now, status, None, Some(detail))?;
+    sent_event(c, msgid, code, why, now)?;
+    bump_message(c, msgid, now, status, 0.0)?;
+    if refunded {
+        bump_message(c, msgid, now, "grant_refunded", 0.0)?;
+    }
+    Ok(refunded)
+}
+
 /// Takes one unit from a windowed counter unless it is at its limit.
 fn take_unit(
     c: &Connection,
@@ -1285,28 +1313,7 @@ impl Store for SqliteStore {
                 .query_map(params![now, limit as i64], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             for &msgid in &due {
-                c.prepare_cached(
-                    "UPDATE messages SET status = 'expired', final_at = ?2 WHERE msgid = ?1",
-                )?
-                .execute(params![msgid, now])?;
-                let refunded = refund(c, msgid)?;
-                event(
-                    c,
-                    msgid,
-                    now,
-                    "expired",
-                    None,
-                    Some(if refunded {
-                        "grant refunded"
-                    } else {
-                        "no grant to refund"
-                    }),
-                )?;
-                sent_event(c, msgid, SENT_EXPIRED, "expired", now)?;
-                bump_message(c, msgid, now, "expired", 0.0)?;
-                if refunded {
-                    bump_message(c, msgid, now, "grant_refunded", 0.0)?;
-                }
+                end_pending(c, msgid, now, "expired", SENT_EXPIRED, "expired")?;
             }
             Ok(due.into_iter().map(|m| MsgId(m as u64)).collect())
         })
@@ -1817,32 +1824,12 @@ fn stop_in_tx(
         })
     };
     if status.is_pending() {
-        c.prepare_cached(
-            "UPDATE messages SET status = 'cancelled', final_at = ?2 WHERE msgid = ?1",
-        )?
-        .execute(params![msgid, now])?;
-        let refunded = refund(c, msgid)?;
-        event(
-            c,
-            msgid,
-            now,
-            "cancelled",
-            None,
-            Some(if refunded {
-                "grant refunded"
-            } else {
-                "no grant to refund"
-            }),
-        )?;
-        bump_message(c, msgid, now, "cancelled", 0.0)?;
-        if refunded {
-            bump_message(c, msgid, now, "grant_refunded", 0.0)?;
-        }
-        if recall {
-            sent_event(c, msgid, SENT_RECALLED, "recalled", now)?;
+        let (code, why) = if recall {
+            (SENT_RECALLED, "recalled")
         } else {
-            sent_event(c, msgid, SENT_CANCELLED, "cancelled", now)?;
-        }
+            (SENT_CANCELLED, "cancelled")
+        };
+        let refunded = end_pending(c, msgid, now, "cancelled", code, why)?;
         // An accepted card may already sit on a device without an ack: take it back.
         let tombstone = if status == MessageStatus::Accepted {
             Some(tombstone(c)?)
