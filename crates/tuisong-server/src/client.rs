@@ -3,7 +3,7 @@
 //! page). Authenticated by the device token (`Authorization: Bearer dt_…`). Documented
 //! in docs/PROTOCOL.md.
 
-use crate::http::{ApiError, ApiResult, bearer, json_object};
+use crate::http::{ApiError, ApiResult, bearer, json_object, msgid_of};
 use crate::state::AppState;
 use axum::Json;
 use axum::Router;
@@ -279,10 +279,6 @@ fn device_name(headers: &HeaderMap) -> String {
         })
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| "http".to_owned())
-}
-
-fn msgid_of(s: &str) -> Result<u64, Error> {
-    s.parse().map_err(|_| Error::NotFound("message"))
 }
 
 /// `POST /client/v1/messages/{msgid}/ack`: the HTTP twin of the `ack` frame.

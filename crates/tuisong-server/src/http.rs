@@ -165,3 +165,8 @@ pub fn opt_str(m: &serde_json::Map<String, Value>, key: &str) -> Option<String> 
         Value::Array(_) | Value::Object(_) => None,
     }
 }
+
+/// A msgid from a path: anything that is not a number is an unknown message (404).
+pub fn msgid_of(s: &str) -> Result<u64, Error> {
+    s.parse().map_err(|_| Error::NotFound("message"))
+}

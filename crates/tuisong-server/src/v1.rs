@@ -3,7 +3,7 @@
 //! message timelines, the push policy). `Authorization: Bearer <access_token>`; errors
 //! are HTTP 4xx/5xx with `{"error": {"code", "message"}}`.
 
-use crate::http::{ApiError, ApiResult, bearer, json_object, opt_str};
+use crate::http::{ApiError, ApiResult, bearer, json_object, msgid_of, opt_str};
 use crate::render;
 use crate::state::AppState;
 use crate::wechat::send_request;
@@ -72,10 +72,6 @@ async fn test_push(State(state): State<AppState>, headers: HeaderMap) -> ApiResu
 
 async fn app_of(state: &AppState, headers: &HeaderMap) -> Result<AppId, ApiError> {
     Ok(state.platform.authenticate(bearer(headers)).await?)
-}
-
-fn msgid_of(s: &str) -> Result<u64, Error> {
-    s.parse().map_err(|_| Error::NotFound("message"))
 }
 
 fn bool_field(b: &Map<String, Value>, key: &str) -> Result<bool, Error> {
