@@ -1,8 +1,14 @@
 //! Domain errors. Every way a request can fail is a variant here; each wire dialect maps
 //! them with one exhaustive `match` (WeChat errcodes in `tuisong-wire`, HTTP statuses in
 //! the /v1 layer), so adding a variant forces every dialect to decide what it means.
+//! The rules' own modules (template, policy, push) return their own small errors, which
+//! convert into these: `error` sits above them, so no module imports in a circle.
 
 use crate::keyword::KeywordError;
+use crate::policy::{CapRule, PolicyError};
+use crate::push::PushConfigError;
+use crate::store::StoreError;
+use crate::template::TemplateError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -84,7 +90,7 @@ pub enum Error {
     #[error("idempotency key reused with a different request")]
     IdempotencyConflict,
     #[error("refused by the {} rule of the push policy", .0.as_str())]
-    Capped(crate::policy::CapRule),
+    Capped(CapRule),
     #[error("the message is already {0}")]
     TooLate(&'static str),
 
@@ -98,7 +104,30 @@ pub enum Error {
 
     // ---- the store
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] StoreError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<TemplateError> for Error {
+    fn from(e: TemplateError) -> Self {
+        match e {
+            TemplateError::TidInvalid => Error::TidInvalid,
+            TemplateError::KidListInvalid => Error::KidListInvalid,
+            TemplateError::SceneDescInvalid => Error::SceneDescInvalid,
+            TemplateError::DataInvalid { key, error } => Error::DataInvalid { key, error },
+        }
+    }
+}
+
+impl From<PolicyError> for Error {
+    fn from(e: PolicyError) -> Self {
+        Error::Invalid(e.0)
+    }
+}
+
+impl From<PushConfigError> for Error {
+    fn from(e: PushConfigError) -> Self {
+        Error::Invalid(e.0)
+    }
+}

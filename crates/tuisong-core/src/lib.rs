@@ -15,5 +15,6 @@ pub mod push;
 pub mod service;
 pub mod store;
 pub mod template;
+pub mod values;
 
 pub use error::{Error, Result};

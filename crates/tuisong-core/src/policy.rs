@@ -9,8 +9,12 @@
 //! time-zone database.
 
 use crate::clock::Millis;
-use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+
+/// A policy value out of range; the message names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyError(pub String);
 
 const MINUTE: Millis = 60_000;
 const DAY: Millis = 86_400_000;
@@ -86,17 +90,17 @@ fn parse_offset(s: &str) -> Option<i64> {
 }
 
 impl QuietHours {
-    pub fn validate(&self, key: &str) -> Result<()> {
+    pub fn validate(&self, key: &str) -> Result<(), PolicyError> {
         if parse_hhmm(&self.start).is_none() || parse_hhmm(&self.end).is_none() {
-            return Err(Error::Invalid(format!(
+            return Err(PolicyError(format!(
                 "{key}: start and end must be HH:MM (24-hour)"
             )));
         }
         if self.start == self.end {
-            return Err(Error::Invalid(format!("{key}: start and end must differ")));
+            return Err(PolicyError(format!("{key}: start and end must differ")));
         }
         if parse_offset(&self.utc_offset).is_none() {
-            return Err(Error::Invalid(format!(
+            return Err(PolicyError(format!(
                 "{key}: utc_offset must look like +08:00"
             )));
         }
@@ -168,7 +172,7 @@ impl Default for Policy {
 }
 
 impl Policy {
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<(), PolicyError> {
         for (key, cap) in [
             ("per_user", self.per_user),
             ("per_user_template", self.per_user_template),
@@ -176,7 +180,7 @@ impl Policy {
             if let Some(c) = cap
                 && (c.max == 0 || c.window_secs == 0 || c.window_secs > 31 * 86_400)
             {
-                return Err(Error::Invalid(format!(
+                return Err(PolicyError(format!(
                     "{key}: max must be ≥ 1 and window_secs between 1 and 2678400"
                 )));
             }
@@ -186,7 +190,7 @@ impl Policy {
             ("app_per_minute", self.app_per_minute),
         ] {
             if v == Some(0) {
-                return Err(Error::Invalid(format!(
+                return Err(PolicyError(format!(
                     "{key}: must be ≥ 1 or null for no limit"
                 )));
             }

@@ -9,10 +9,14 @@
 //! (stopped before delivery through /cancel or /recall).
 
 use crate::clock::Millis;
-use crate::error::{Error, Result};
 use crate::ids::Secret;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// A push config that WeChat's config page would refuse; the message names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PushConfigError(pub String);
 
 pub const SENT_SUCCESS: i64 = 0;
 pub const SENT_EXPIRED: i64 = 1001;
@@ -51,24 +55,24 @@ pub struct PushConfig {
 impl PushConfig {
     /// Checks what WeChat's config page checks (spec §7.1). Ports other than 80/443 are
     /// allowed: a self-hosted receiver often listens elsewhere.
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<(), PushConfigError> {
         let url = self.url.trim();
         let rest = url
             .strip_prefix("http://")
             .or_else(|| url.strip_prefix("https://"))
-            .ok_or_else(|| Error::Invalid("url must start with http:// or https://".into()))?;
+            .ok_or_else(|| PushConfigError("url must start with http:// or https://".into()))?;
         if rest.is_empty()
             || rest.starts_with('/')
             || url.len() > 1024
             || url.chars().any(|c| c.is_whitespace() || c.is_control())
         {
-            return Err(Error::Invalid(
+            return Err(PushConfigError(
                 "url must be an absolute http(s) URL with a host".into(),
             ));
         }
         let t = self.token.expose();
         if !(3..=32).contains(&t.len()) || !t.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(Error::Invalid(
+            return Err(PushConfigError(
                 "token must be 3 to 32 letters or digits".into(),
             ));
         }
@@ -80,13 +84,13 @@ impl PushConfig {
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
                 {
-                    return Err(Error::Invalid(
+                    return Err(PushConfigError(
                         "encoding_aes_key must be 43 characters of A-Z, a-z, 0-9, + and /".into(),
                     ));
                 }
             }
             None if self.mode != PushMode::Plaintext => {
-                return Err(Error::Invalid(
+                return Err(PushConfigError(
                     "encoding_aes_key is required in compatible and safe mode".into(),
                 ));
             }

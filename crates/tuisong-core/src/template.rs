@@ -2,12 +2,27 @@
 //! rules for adding one (spec §4), and rendering a send's `data` against it (spec §5).
 
 use crate::clock::Millis;
-use crate::error::{Error, Result};
 use crate::ids::{AppId, TemplateId};
 use crate::keyword::{self, KeywordError};
 use crate::library::{Keyword, Library, TemplateKind};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
+
+/// Why a template could not be built or its data rendered; each maps to the domain
+/// error of the same name (and so to one WeChat errcode).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("invalid tid")]
+    TidInvalid,
+    #[error("invalid kidList")]
+    KidListInvalid,
+    #[error("invalid sceneDesc")]
+    SceneDescInvalid,
+    #[error("argument invalid! data.{key}.value {error}")]
+    DataInvalid { key: String, error: KeywordError },
+}
+
+type Result<T, E = TemplateError> = std::result::Result<T, E>;
 
 /// At most this many private templates per app ("上限25个").
 pub const TEMPLATE_CAP: usize = 25;
@@ -47,20 +62,25 @@ impl PrivateTemplate {
         scene_desc: &str,
         now: Millis,
     ) -> Result<PrivateTemplate> {
-        let public = library.template(tid).ok_or(Error::TidInvalid)?;
+        let public = library.template(tid).ok_or(TemplateError::TidInvalid)?;
         if !KID_LIST_RANGE.contains(&kid_list.len()) {
-            return Err(Error::KidListInvalid);
+            return Err(TemplateError::KidListInvalid);
         }
         let mut seen = HashSet::new();
         let mut keywords = Vec::with_capacity(kid_list.len());
         for &kid in kid_list {
             if !seen.insert(kid) {
-                return Err(Error::KidListInvalid);
+                return Err(TemplateError::KidListInvalid);
             }
-            keywords.push(public.keyword(kid).ok_or(Error::KidListInvalid)?.clone());
+            keywords.push(
+                public
+                    .keyword(kid)
+                    .ok_or(TemplateError::KidListInvalid)?
+                    .clone(),
+            );
         }
         if scene_desc.chars().count() > SCENE_DESC_MAX || scene_desc.chars().any(char::is_control) {
-            return Err(Error::SceneDescInvalid);
+            return Err(TemplateError::SceneDescInvalid);
         }
         Ok(PrivateTemplate {
             id: TemplateId::generate(),
@@ -119,7 +139,7 @@ impl PrivateTemplate {
             let key = k.key();
             let value = data.get(&key).map(String::as_str).unwrap_or("");
             if let Err(error) = keyword::check(k.rule, value, &k.enum_values) {
-                return Err(Error::DataInvalid { key, error });
+                return Err(TemplateError::DataInvalid { key, error });
             }
             rows.push(Row {
                 key,
@@ -149,17 +169,6 @@ pub fn example_data(t: &PrivateTemplate) -> BTreeMap<String, String> {
         .iter()
         .map(|k| (k.key(), k.example.clone()))
         .collect()
-}
-
-/// Whether a data error is the "empty" flavour (for counters and messages).
-pub fn is_empty_error(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::DataInvalid {
-            error: KeywordError::Empty,
-            ..
-        }
-    )
 }
 
 #[cfg(test)]
@@ -195,19 +204,19 @@ mod tests {
         let app = AppId::generate();
         assert!(matches!(
             PrivateTemplate::build(lib(), &app, 999_999_999, &kids, "", 0),
-            Err(Error::TidInvalid)
+            Err(TemplateError::TidInvalid)
         ));
         assert!(matches!(
             PrivateTemplate::build(lib(), &app, tid, &kids[..1], "", 0),
-            Err(Error::KidListInvalid)
+            Err(TemplateError::KidListInvalid)
         ));
         assert!(matches!(
             PrivateTemplate::build(lib(), &app, tid, &[kids[0], kids[0]], "", 0),
-            Err(Error::KidListInvalid)
+            Err(TemplateError::KidListInvalid)
         ));
         assert!(matches!(
             PrivateTemplate::build(lib(), &app, tid, &[kids[0], 999], "", 0),
-            Err(Error::KidListInvalid)
+            Err(TemplateError::KidListInvalid)
         ));
         assert!(matches!(
             PrivateTemplate::build(
@@ -218,7 +227,7 @@ mod tests {
                 "一二三四五六七八九十一二三四五六",
                 0
             ),
-            Err(Error::SceneDescInvalid)
+            Err(TemplateError::SceneDescInvalid)
         ));
         assert!(
             PrivateTemplate::build(lib(), &app, tid, &kids, "一二三四五六七八九十一二三四五", 0)
@@ -235,7 +244,7 @@ mod tests {
         let first = t.keywords[0].key();
         data.remove(&first);
         match t.render(&data) {
-            Err(Error::DataInvalid { key, error }) => {
+            Err(TemplateError::DataInvalid { key, error }) => {
                 assert_eq!(key, first);
                 assert_eq!(error, KeywordError::Empty);
             }
