@@ -15,7 +15,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
-/// One embedded file: the name it is served under (`/web/{name}`), its type and bytes.
+/// One embedded file: the name it is served under (`/web/{name}`, which may hold a
+/// folder: `console/main.js`), its type and bytes.
 struct Asset {
     name: &'static str,
     content_type: &'static str,
@@ -29,6 +30,17 @@ const SVG: &str = "image/svg+xml";
 
 const CONSOLE_HTML: &str = include_str!("../web/console.html");
 const SIMULATOR_HTML: &str = include_str!("../web/simulator.html");
+
+/// A JavaScript file under `web/`, served by its path there.
+macro_rules! js {
+    ($name:literal) => {
+        Asset {
+            name: $name,
+            content_type: JS,
+            body: include_str!(concat!("../web/", $name)),
+        }
+    };
+}
 
 const ASSETS: &[Asset] = &[
     Asset {
@@ -52,15 +64,24 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../web/common.js"),
     },
     Asset {
-        name: "console.js",
-        content_type: JS,
-        body: include_str!("../web/console.js"),
-    },
-    Asset {
         name: "simulator.js",
         content_type: JS,
         body: include_str!("../web/simulator.js"),
     },
+    // The console's ES modules, which import each other by relative path.
+    js!("console/main.js"),
+    js!("console/state.js"),
+    js!("console/i18n.js"),
+    js!("console/api.js"),
+    js!("console/dom.js"),
+    js!("console/apps.js"),
+    js!("console/push-config.js"),
+    js!("console/templates.js"),
+    js!("console/users.js"),
+    js!("console/messages.js"),
+    js!("console/send.js"),
+    js!("console/analytics.js"),
+    js!("console/policy.js"),
     Asset {
         name: "icon.svg",
         content_type: SVG,
@@ -79,7 +100,7 @@ pub fn router() -> Router<AppState> {
         .route("/", get(|| async { Redirect::to("/console") }))
         .route("/console", get(|| async { page(CONSOLE_HTML) }))
         .route("/simulator", get(|| async { page(SIMULATOR_HTML) }))
-        .route("/web/{name}", get(asset))
+        .route("/web/{*name}", get(asset))
         .route(
             "/favicon.ico",
             get(|| async { Redirect::to("/web/icon.svg") }),
@@ -124,5 +145,85 @@ async fn asset(Path(name): Path<String>) -> Response {
             ),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find(name: &str) -> Option<&'static Asset> {
+        ASSETS.iter().find(|a| a.name == name)
+    }
+
+    /// `target` (`./x.js`, `../x.js`) as seen from the asset `from` (`console/main.js`).
+    fn resolve(from: &str, target: &str) -> String {
+        let mut parts: Vec<&str> = from.split('/').collect();
+        parts.pop();
+        for seg in target.split('/') {
+            match seg {
+                "." => {}
+                ".." => assert!(parts.pop().is_some(), "{from}: {target} leaves /web"),
+                s => parts.push(s),
+            }
+        }
+        parts.join("/")
+    }
+
+    /// Whether `body` declares `export function name` (or async function, const, let).
+    fn exports(body: &str, name: &str) -> bool {
+        ["function", "async function", "const", "let"]
+            .iter()
+            .any(|k| {
+                let decl = format!("\nexport {k} {name}");
+                body.match_indices(&decl).any(|(i, _)| {
+                    matches!(body[i + decl.len()..].chars().next(), Some(' ' | '(' | '='))
+                })
+            })
+    }
+
+    /// Every `import … from '…';` line of every embedded script names an embedded script
+    /// that exports each imported name; a miss would be a blank page in the browser.
+    #[test]
+    fn every_module_import_is_served_and_exported() {
+        let mut names = 0;
+        for a in ASSETS.iter().filter(|a| a.content_type == JS) {
+            for line in a.body.lines().filter(|l| l.starts_with("import ")) {
+                let (what, spec) = line.rsplit_once(" from ").expect(line);
+                let spec = spec.strip_suffix(';').expect(line).trim_matches('\'');
+                assert!(spec.starts_with("./") || spec.starts_with("../"), "{line}");
+                let path = resolve(a.name, spec);
+                let Some(target) = find(&path) else {
+                    panic!("{} imports {path}, which is not in ASSETS", a.name);
+                };
+                assert_eq!(target.content_type, JS, "{path}");
+                let Some(list) = what.strip_prefix("import {") else {
+                    continue; // `import * as X`
+                };
+                for name in list.trim_end_matches('}').split(',').map(str::trim) {
+                    assert!(
+                        exports(target.body, name),
+                        "{}: {path} has no export {name}",
+                        a.name
+                    );
+                    names += 1;
+                }
+            }
+        }
+        assert!(names > 50, "only {names} imported names found");
+    }
+
+    /// The pages load their scripts as modules from ASSETS.
+    #[test]
+    fn the_pages_load_served_modules() {
+        for (page, entry) in [
+            (CONSOLE_HTML, "console/main.js"),
+            (SIMULATOR_HTML, "simulator.js"),
+        ] {
+            let tag = format!("<script type=\"module\" src=\"/web/{entry}\"></script>");
+            assert!(page.contains(&tag), "{entry}");
+            assert_eq!(page.matches("<script").count(), 1, "{entry}");
+            assert!(find(entry).is_some(), "{entry}");
+        }
     }
 }

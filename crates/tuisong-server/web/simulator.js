@@ -7,7 +7,7 @@
 // shared by every tab; the user this tab plays is in sessionStorage, so several tabs can
 // be several phones. Each user's cards and cursor are in localStorage, so a reload
 // reconnects with the cursor and shows what it had, exactly once per msgid.
-'use strict';
+import * as TS from './common.js';
 
 (() => {
   const { h, mount, api, errorText, fmtShort } = TS;

@@ -4,6 +4,23 @@
 use crate::server;
 use anyhow::Result;
 
+/// The console's ES modules (web/console/), all served under /web/console/.
+const CONSOLE_MODULES: [&str; 13] = [
+    "/web/console/main.js",
+    "/web/console/state.js",
+    "/web/console/i18n.js",
+    "/web/console/api.js",
+    "/web/console/dom.js",
+    "/web/console/apps.js",
+    "/web/console/push-config.js",
+    "/web/console/templates.js",
+    "/web/console/users.js",
+    "/web/console/messages.js",
+    "/web/console/send.js",
+    "/web/console/analytics.js",
+    "/web/console/policy.js",
+];
+
 #[tokio::test]
 async fn the_root_redirects_to_the_console() -> Result<()> {
     let srv = server::spawn().await?;
@@ -20,7 +37,11 @@ async fn the_root_redirects_to_the_console() -> Result<()> {
 async fn every_page_and_asset_is_served_with_its_type_and_no_cache() -> Result<()> {
     let srv = server::spawn().await?;
     let cases = [
-        ("/console", "text/html; charset=utf-8", "console.js"),
+        (
+            "/console",
+            "text/html; charset=utf-8",
+            "/web/console/main.js",
+        ),
         ("/simulator", "text/html; charset=utf-8", "simulator.js"),
         ("/web/common.css", "text/css; charset=utf-8", ".wx-card"),
         ("/web/console.css", "text/css; charset=utf-8", ".sidenav"),
@@ -28,10 +49,15 @@ async fn every_page_and_asset_is_served_with_its_type_and_no_cache() -> Result<(
         (
             "/web/common.js",
             "text/javascript; charset=utf-8",
-            "const TS",
+            "export function h(",
         ),
         (
-            "/web/console.js",
+            "/web/console/main.js",
+            "text/javascript; charset=utf-8",
+            "renderShell",
+        ),
+        (
+            "/web/console/api.js",
             "text/javascript; charset=utf-8",
             "console-token",
         ),
@@ -55,6 +81,16 @@ async fn every_page_and_asset_is_served_with_its_type_and_no_cache() -> Result<(
         );
         let body = r.text().await?;
         assert!(body.contains(needle), "{path} lacks {needle}");
+    }
+    for path in CONSOLE_MODULES {
+        let r = srv.http.get(srv.url(path)).send().await?;
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "text/javascript; charset=utf-8",
+            "{path}"
+        );
+        assert_eq!(r.headers()["cache-control"], "no-cache", "{path}");
     }
     Ok(())
 }
@@ -80,9 +116,11 @@ async fn the_pages_reference_only_their_own_origin() -> Result<()> {
         "/web/console.css",
         "/web/simulator.css",
         "/web/common.js",
-        "/web/console.js",
         "/web/simulator.js",
-    ] {
+    ]
+    .into_iter()
+    .chain(CONSOLE_MODULES)
+    {
         let body = srv.http.get(srv.url(path)).send().await?.text().await?;
         for bad in [
             "src=\"http",
