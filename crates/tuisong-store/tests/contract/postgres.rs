@@ -634,11 +634,11 @@ async fn script(s: &Arc<dyn Store>, ids: &ScriptIds) -> Vec<String> {
         openid: o1.clone(),
         template_id: t.id.clone(),
         title: t.title.clone(),
-        page: Some("pages/a?x=1".into()),
+        page: Some(Page::parse("pages/a?x=1").expect("page")),
         rows: t.render(&example_data(t)).expect("rows"),
         data: BTreeMap::from([("k".to_owned(), "v 值".to_owned())]),
-        lang: "zh_CN".into(),
-        miniprogram_state: "trial".into(),
+        lang: Lang::ZhCn,
+        miniprogram_state: MiniprogramState::Trial,
         consume: ConsumeRule::from(t.kind),
         idempotency: None,
         urgent: at % 2 == 0,
@@ -652,13 +652,13 @@ async fn script(s: &Arc<dyn Store>, ids: &ScriptIds) -> Vec<String> {
         other => panic!("{other:?}"),
     };
     let mut m = msg(t2, 21);
-    m.idempotency = Some(("key".into(), "h".into()));
+    m.idempotency = Some((IdempotencyKey::parse("key").expect("key"), "h".into()));
     let m2 = match log!("m2", s.send(&m).await.expect("x")) {
         SendOutcome::Accepted { msgid, .. } => msgid,
         other => panic!("{other:?}"),
     };
     log!("replay", s.send(&m).await.expect("x"));
-    m.idempotency = Some(("key".into(), "other".into()));
+    m.idempotency = Some((IdempotencyKey::parse("key").expect("key"), "other".into()));
     log!("conflict", s.send(&m).await.expect("x"));
     let mut m = msg(t2, 22);
     m.hold = Some((MessageStatus::Held, 500));
