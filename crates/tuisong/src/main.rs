@@ -4,6 +4,7 @@
 //! with their chain and turn into a non-zero exit code.
 
 mod bench;
+mod civil;
 mod cli_app;
 mod device;
 

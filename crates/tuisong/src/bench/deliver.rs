@@ -304,11 +304,7 @@ pub async fn run(plan: &Plan, store: &StoreChoice, ctx: Context) -> anyhow::Resu
         "── deliver ({}): {k} devices, {rate}/s and saturated, {secs} s per phase",
         store.label()
     );
-    let server = ServerProc::start(store).await?;
-    let peer = match store.nodes {
-        1 => None,
-        _ => Some(ServerProc::start_peer(&server, store).await?),
-    };
+    let (server, peer) = ServerProc::start_nodes(store).await?;
     let app = Arc::new(App::prepare(&server).await?);
     let users = app.users(k, true, "deliver: subscribing users").await?;
     let sockets = connect_all(server.addr, &users, 0, "deliver: connecting devices").await?;

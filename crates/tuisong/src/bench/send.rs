@@ -188,11 +188,7 @@ pub async fn run(plan: &Plan, store: &StoreChoice, ctx: Context) -> anyhow::Resu
         "── send ({}): {conns} connections, {secs} s per target",
         store.label()
     );
-    let server = ServerProc::start(store).await?;
-    let peer = match store.nodes {
-        1 => None,
-        _ => Some(ServerProc::start_peer(&server, store).await?),
-    };
+    let (server, peer) = ServerProc::start_nodes(store).await?;
     let app = Arc::new(App::prepare(&server).await?);
     let users = app.users(conns, true, "send: subscribing users").await?;
     let (mut baseline, base_addr) = spawn_baseline().await?;
