@@ -186,12 +186,16 @@ fn no_two_modules_of_a_crate_import_each_other_in_a_circle() {
         let mut files = Vec::new();
         rust_files(&src, &mut files);
         let modules: BTreeSet<Vec<String>> = files.iter().map(|f| module_of(&src, f)).collect();
+        let aliases = root_aliases(&src);
         // For each parent module: edges between its children.
         let mut graphs: BTreeMap<Vec<String>, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
         for f in &files {
             let from = module_of(&src, f);
             let text = std::fs::read_to_string(f).expect("read");
-            for path in references(&from, &text) {
+            for mut path in references(&from, &text) {
+                if let Some(real) = path.first().and_then(|p| aliases.get(p)) {
+                    path[0] = real.clone();
+                }
                 // The longest prefix that is a module file of this crate.
                 let to = (0..=path.len())
                     .rev()
@@ -222,6 +226,30 @@ fn no_two_modules_of_a_crate_import_each_other_in_a_circle() {
         }
     }
     assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+}
+
+/// `pub use edge as http;` at the crate root: `crate::http::x` is `crate::edge::x`.
+fn root_aliases(src: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for root in ["lib.rs", "main.rs"] {
+        let Ok(text) = std::fs::read_to_string(src.join(root)) else {
+            continue;
+        };
+        for line in text.lines() {
+            let l = line.trim();
+            let l = l.strip_prefix("pub ").unwrap_or(l);
+            let l = l.strip_prefix("pub(crate) ").unwrap_or(l);
+            if let Some(rest) = l.strip_prefix("use ")
+                && let Some((real, alias)) = rest.trim_end_matches(';').split_once(" as ")
+            {
+                let real = real.trim().trim_start_matches("crate::");
+                if real.chars().all(is_ident) {
+                    out.insert(alias.trim().to_owned(), real.to_owned());
+                }
+            }
+        }
+    }
+    out
 }
 
 fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {

@@ -4,9 +4,8 @@
 //! them and the connection's cache of prepared statements.
 
 use super::error::be;
-use super::tx::Tx;
 use std::borrow::BorrowMut;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_postgres::types::ToSql;
@@ -22,7 +21,7 @@ pub(crate) type Cache = HashMap<String, Statement>;
 /// A client (the connection or a transaction on it) with the connection's statements.
 pub(crate) struct Session<C, S = Cache> {
     pub(super) client: C,
-    stmts: S,
+    pub(super) stmts: S,
 }
 
 impl<C: GenericClient + Sync, S: BorrowMut<Cache> + Send> Session<C, S> {
@@ -62,20 +61,6 @@ impl<C: GenericClient + Sync, S: BorrowMut<Cache> + Send> Session<C, S> {
 
 /// One pooled connection with its prepared statements.
 pub(super) type PgConn = Session<Client>;
-
-impl PgConn {
-    pub(super) async fn begin(&mut self) -> PgResult<Tx<'_>> {
-        let tx = self.client.transaction().await?;
-        Ok(Tx {
-            q: Session {
-                client: tx,
-                stmts: &mut self.stmts,
-            },
-            bumps: BTreeMap::new(),
-            outbox: Vec::new(),
-        })
-    }
-}
 
 /// At most `size` connections, opened when first needed and kept while healthy. A
 /// connection goes back only after its transaction ended (a dropped `Transaction` queues

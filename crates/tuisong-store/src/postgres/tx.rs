@@ -4,7 +4,7 @@
 //! after a deadlock or serialization failure.
 
 use super::LOCK_OUTBOX;
-use super::pool::{Cache, Session};
+use super::pool::{Cache, PgConn, Session};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio_postgres::Transaction;
@@ -101,6 +101,21 @@ fn stat_shard() -> i16 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     (nanos % 16) as i16
+}
+
+impl PgConn {
+    /// A transaction on this connection, sharing its prepared statements.
+    pub(super) async fn begin(&mut self) -> Result<Tx<'_>, tokio_postgres::Error> {
+        let tx = self.client.transaction().await?;
+        Ok(Tx {
+            q: Session {
+                client: tx,
+                stmts: &mut self.stmts,
+            },
+            bumps: BTreeMap::new(),
+            outbox: Vec::new(),
+        })
+    }
 }
 
 /// Runs `$body` (which uses `$tx: Tx` and `?`) in a transaction on a pooled connection,
