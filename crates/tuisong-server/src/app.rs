@@ -1,17 +1,14 @@
 //! `Application::build(settings)` → `port()` → `run_until_stopped()`: opens the store,
 //! makes sure there is an admin token (and, on a fresh store, a demo app), binds the
-//! listener (or takes one a test made) and serves every router.
+//! listener (or takes one a test made), serves `api::router` and runs the supervised
+//! workers until it is stopped.
 
 use crate::gateway::Hub;
 use crate::settings::Settings;
-use crate::state::AppState;
-use crate::state::Limits;
-use crate::{admin, client, demo, gateway, v1, wechat};
+use crate::state::{AppState, Limits, WorkerRestarts};
+use crate::{api, demo, workers};
 use anyhow::Context;
 use axum::Router;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use serde_json::json;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -93,24 +90,6 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Unknown paths: the WeChat dialect's prefixes answer like WeChat (HTTP 200, errcode
-/// 48001) so SDKs report an API error rather than a transport one; others get a 404.
-async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
-    let p = uri.path();
-    if p.starts_with("/cgi-bin/") || p.starts_with("/sns/") || p.starts_with("/wxaapi/") {
-        return crate::http::wx_fixed(48001, "api unauthorized");
-    }
-    (
-        StatusCode::NOT_FOUND,
-        axum::Json(json!({"error": {"code": "not_found", "message": "no such endpoint"}})),
-    )
-        .into_response()
-}
-
-async fn healthz() -> &'static str {
-    "ok"
-}
-
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         Self::build_with(settings, BuildOptions::default()).await
@@ -131,7 +110,12 @@ impl Application {
                 Arc::new(SqliteStore::open(sqlite).context("opening the embedded store")?)
             }
         };
-        let platform = Arc::new(Platform::new(store, opts.clock, settings.platform.clone()));
+        // Refused sends are counted under their WeChat errcode, whichever dialect sent them.
+        let platform_settings = tuisong_core::service::PlatformSettings {
+            refusal_code: |e| tuisong_wire::errcode::wx_error(e).0,
+            ..settings.platform.clone()
+        };
+        let platform = Arc::new(Platform::new(store, opts.clock, platform_settings));
         let (token, admin_token_source) = admin_token(&settings)?;
         let demo = if settings.demo_app {
             demo::ensure_demo_app(&platform).await?
@@ -157,17 +141,9 @@ impl Application {
             },
             shutdown: shutdown_rx,
             push_http: crate::push::http_client(settings.push.timeout),
+            worker_restarts: Arc::new(WorkerRestarts::default()),
         };
-        let router = Router::new()
-            .merge(wechat::router())
-            .merge(v1::router())
-            .merge(client::router())
-            .merge(admin::router())
-            .merge(crate::web::router())
-            .route("/client/v1/ws", axum::routing::get(gateway::upgrade))
-            .route("/healthz", axum::routing::get(healthz))
-            .fallback(not_found)
-            .with_state(state.clone());
+        let router = api::router(state.clone());
         let listener = match opts.listener {
             Some(l) => l,
             None => TcpListener::bind(settings.listen)
@@ -207,18 +183,7 @@ impl Application {
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let worker = tokio::spawn(run_workers(
-            self.state.platform.clone(),
-            self.worker_tick,
-            self.state.shutdown.clone(),
-        ));
-        let pusher = tokio::spawn(crate::push::run_pusher(
-            self.state.platform.clone(),
-            self.state.push_http.clone(),
-            self.push,
-            self.worker_tick,
-            self.state.shutdown.clone(),
-        ));
+        let tasks = workers::spawn_all(&self.state, self.worker_tick, self.push);
         let shutdown = self.shutdown;
         let stop = async move {
             stop.await;
@@ -227,30 +192,13 @@ impl Application {
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(stop)
             .await;
-        let _ = worker.await;
-        let _ = pusher.await;
-        served
-    }
-}
-
-/// The time-driven work (scheduled sends, quiet-hour releases, TTL expiry), once per
-/// tick. Every step is a conditional update in the store, so several nodes may run it.
-async fn run_workers(
-    platform: Arc<Platform>,
-    tick: std::time::Duration,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut timer = tokio::time::interval(tick);
-    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = timer.tick() => {
-                if let Err(e) = platform.run_due().await {
-                    tracing::error!(error = %e, "scheduler step failed; retrying next tick");
-                }
+        for w in tasks {
+            // A supervisor only ends at shutdown; one that panicked has nothing left to stop.
+            if let Err(e) = w.await {
+                tracing::error!(error = %e, "a worker supervisor failed");
             }
-            _ = shutdown.changed() => return,
         }
+        served
     }
 }
 

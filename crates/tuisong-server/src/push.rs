@@ -1,28 +1,20 @@
-//! Message push (消息推送) to the app's own server: saving a config (after WeChat's GET
-//! handshake succeeds), and the worker that delivers the durable outbox — signed, and in
-//! compatible or safe mode AES-encrypted, byte-compatible with WeChat (spec §7, §8).
-//!
-//! Delivery is at-least-once and in order per user: the store hands out only the oldest
-//! pending event of each (app, openid), leased so a crashed worker's claim comes back.
-//! A `success` or empty 2xx reply is success; anything else is retried on a schedule
-//! that starts quick and grows (5 s, 15 s, 1 min, 5 min, 15 min, 30 min, 1 h, then every
-//! 2 h, ±20 % jitter) until the retry horizon (24 h by default) has passed.
+//! Message push (消息推送), the HTTP side towards the app's own server: the client, WeChat's
+//! GET handshake (the receiver check a config must pass before it is saved), and one
+//! event as a request — signed, and in compatible or safe mode AES-encrypted,
+//! byte-compatible with WeChat (spec §7, §8) — posted and its reply judged. The worker
+//! that drains the outbox with these is `crate::workers::push`.
 
-use rand::Rng;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use std::time::Duration;
 use tuisong_core::Error;
 use tuisong_core::ids::{AppId, Secret, random_string};
-use tuisong_core::push::{
-    OutboxItem, PushAttempt, PushConfig, PushEvent, PushFormat, PushMode, retry_delay,
-};
-use tuisong_core::service::Platform;
+use tuisong_core::push::{OutboxItem, PushConfig, PushEvent, PushFormat, PushMode};
+use tuisong_core::service::ReceiverCheck;
 use tuisong_wire::crypto::{MsgCrypt, signature};
 use tuisong_wire::event::{
     self, ChangeItem, Event, EventBody, ExtValue, Format, PopupItem, SentItem,
 };
 
+/// How the push worker delivers (`Settings::push`).
 #[derive(Debug, Clone)]
 pub struct PushSettings {
     /// Per attempt (WeChat drops the connection after 5 s).
@@ -114,24 +106,21 @@ fn short_error(e: &reqwest::Error) -> String {
     }
 }
 
-/// Validates, checks the receiver with the handshake, then stores the config.
-pub async fn save_config(
-    platform: &Platform,
-    http: &reqwest::Client,
-    appid: &AppId,
-    mut cfg: PushConfig,
-) -> Result<PushConfig, Error> {
-    cfg.url = cfg.url.trim().to_owned();
-    cfg.validate()?;
-    if let Some(k) = &cfg.encoding_aes_key {
-        MsgCrypt::new(k.expose(), appid.as_str()).map_err(|_| {
-            Error::Invalid("encoding_aes_key does not decode to a 32-byte AES key".into())
-        })?;
+/// The receiver check of a push config: the AES key decodes for this appid and the
+/// receiver answers WeChat's GET handshake. The rule that a config is saved only after
+/// this passes is the platform's (`Platform::save_push_config`).
+pub struct HttpReceiverCheck<'a>(pub &'a reqwest::Client);
+
+#[async_trait::async_trait]
+impl ReceiverCheck for HttpReceiverCheck<'_> {
+    async fn check(&self, appid: &AppId, cfg: &PushConfig, now_secs: i64) -> Result<(), Error> {
+        if let Some(k) = &cfg.encoding_aes_key {
+            MsgCrypt::new(k.expose(), appid.as_str()).map_err(|_| {
+                Error::Invalid("encoding_aes_key does not decode to a 32-byte AES key".into())
+            })?;
+        }
+        handshake(self.0, &cfg.url, &cfg.token, now_secs).await
     }
-    handshake(http, &cfg.url, &cfg.token, platform.clock().now_secs()).await?;
-    cfg.updated_at = platform.now();
-    platform.store().set_push_config(appid, Some(&cfg)).await?;
-    Ok(cfg)
 }
 
 /// The WeChat-shaped event of an outbox row.
@@ -245,7 +234,7 @@ pub fn build_request(
 }
 
 /// Posts one event; Ok(status) when the receiver answered `success` or nothing.
-async fn post(
+pub async fn post(
     http: &reqwest::Client,
     url: &str,
     req: PushRequest,
@@ -275,136 +264,5 @@ async fn post(
             Some(status),
             format!("unexpected reply {shown:?} (want \"success\" or empty)"),
         ))
-    }
-}
-
-/// Delivers one claimed event and records the attempt.
-/// The push config and the app of one app, read once per pass for all its events.
-type Target = Arc<(Option<PushConfig>, Option<tuisong_core::store::App>)>;
-
-async fn deliver(
-    platform: &Platform,
-    http: &reqwest::Client,
-    settings: &PushSettings,
-    item: OutboxItem,
-    target: Target,
-) -> anyhow::Result<()> {
-    let store = platform.store();
-    let appid = AppId::from_trusted(item.appid.clone());
-    let started = Instant::now();
-    let now = platform.now();
-    let attempt_no = item.attempts + 1;
-    let (cfg, app) = &*target;
-    let result = match (&cfg, &app) {
-        (Some(cfg), Some(app)) => {
-            let ev = wire_event(&app.original_id, &item);
-            match build_request(cfg, appid.as_str(), &ev, platform.clock().now_secs()) {
-                Ok(req) => post(http, &cfg.url, req).await,
-                Err(e) => Err((None, e.to_string())),
-            }
-        }
-        _ => Err((None, "push config removed".to_owned())),
-    };
-    let age = now - item.created_at;
-    let (ok, http_status, error, next, outcome) = match result {
-        Ok(status) => (true, Some(status), None, None, "delivered".to_owned()),
-        Err((status, error)) => {
-            let delay = retry_delay(attempt_no, rand::rng().random::<f64>());
-            let horizon = settings.retry_horizon.as_millis() as i64;
-            if cfg.is_none() || age + delay > horizon {
-                (false, status, Some(error), None, "gave up".to_owned())
-            } else {
-                let at = now + delay;
-                (
-                    false,
-                    status,
-                    Some(error),
-                    Some(at),
-                    format!("retry at {at}"),
-                )
-            }
-        }
-    };
-    let attempt = PushAttempt {
-        at: now,
-        outbox_id: item.id,
-        event: item.event.name().to_owned(),
-        openid: item.openid.clone(),
-        attempt: attempt_no,
-        ok,
-        http_status,
-        error,
-        duration_ms: started.elapsed().as_millis() as u64,
-        outcome,
-    };
-    store.finish_push(&appid, &attempt, next).await?;
-    Ok(())
-}
-
-/// One pass: claim what is due and deliver it, several users at once.
-pub async fn push_once(
-    platform: &Arc<Platform>,
-    http: &reqwest::Client,
-    settings: &PushSettings,
-) -> anyhow::Result<usize> {
-    let now = platform.now();
-    let lease_until = now + settings.lease.as_millis() as i64;
-    let items = platform
-        .store()
-        .claim_push(now, lease_until, settings.concurrency)
-        .await?;
-    let n = items.len();
-    let mut targets: std::collections::HashMap<String, Target> = std::collections::HashMap::new();
-    for item in &items {
-        if !targets.contains_key(&item.appid) {
-            let appid = AppId::from_trusted(item.appid.clone());
-            let cfg = platform.store().get_push_config(&appid).await?;
-            let app = platform.store().get_app(&appid).await?;
-            targets.insert(item.appid.clone(), Arc::new((cfg, app)));
-        }
-    }
-    let mut tasks = tokio::task::JoinSet::new();
-    for item in items {
-        let (platform, http, settings) = (platform.clone(), http.clone(), settings.clone());
-        let target = targets[&item.appid].clone();
-        tasks.spawn(async move { deliver(&platform, &http, &settings, item, target).await });
-    }
-    while let Some(r) = tasks.join_next().await {
-        match r {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "recording a push attempt failed"),
-            Err(e) => tracing::error!(error = %e, "a push task failed"),
-        }
-    }
-    Ok(n)
-}
-
-/// The push worker: delivers due events every tick until shutdown.
-pub async fn run_pusher(
-    platform: Arc<Platform>,
-    http: reqwest::Client,
-    settings: PushSettings,
-    tick: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut timer = tokio::time::interval(tick);
-    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = timer.tick() => {
-                // Drain what is due before waiting for the next tick.
-                loop {
-                    match push_once(&platform, &http, &settings).await {
-                        Ok(n) if n >= settings.concurrency => continue,
-                        Ok(_) => break,
-                        Err(e) => {
-                            tracing::error!(error = %e, "push step failed; retrying next tick");
-                            break;
-                        }
-                    }
-                }
-            }
-            _ = shutdown.changed() => return,
-        }
     }
 }

@@ -1,14 +1,17 @@
 //! One typed `Settings`: compiled-in defaults → optional TOML file → `TUISONG_*`
 //! environment variables → command-line flags. Bad input stops the start with an error
-//! that names the key; unknown keys in the file are errors too.
+//! that names the key; unknown keys in the file are errors too. `Debug` redacts every
+//! secret: the admin token, and passwords and tokens inside the store and bus URLs.
 
 use serde::Deserialize;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use tuisong_core::ids::Secret;
 use tuisong_core::service::PlatformSettings;
 
-#[derive(Debug, Clone)]
+/// `Debug` is written by hand so that no secret is printed (see `redact_url`).
+#[derive(Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
@@ -48,6 +51,101 @@ impl Default for Settings {
             bus: None,
         }
     }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured, so that a new field must decide how it is shown.
+        let Settings {
+            listen,
+            data_dir,
+            admin_token,
+            demo_app,
+            sqlite_fsync,
+            platform,
+            worker_tick,
+            ping_interval,
+            max_connections,
+            push,
+            store,
+            bus,
+        } = self;
+        f.debug_struct("Settings")
+            .field("listen", listen)
+            .field("data_dir", data_dir)
+            // `Secret`'s own Debug prints `[redacted]`.
+            .field("admin_token", admin_token)
+            .field("demo_app", demo_app)
+            .field("sqlite_fsync", sqlite_fsync)
+            .field("platform", platform)
+            .field("worker_tick", worker_tick)
+            .field("ping_interval", ping_interval)
+            .field("max_connections", max_connections)
+            .field("push", push)
+            .field("store", &store.as_deref().map(redact_url))
+            .field("bus", &bus.as_deref().map(redact_url))
+            .finish()
+    }
+}
+
+const REDACTED: &str = "[redacted]";
+
+/// A URL with its secrets replaced by `[redacted]`: the password of `user:password@`
+/// (all of the user part when it has no `:`, as in `nats://TOKEN@host`), and the value of
+/// every query parameter whose name speaks of a password, token, secret or key. The
+/// scheme, host, port, path and other parameters stay readable.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _password)) => format!("{user}:{REDACTED}@{host}"),
+            None => format!("{REDACTED}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let (path, query) = match tail.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (tail, None),
+    };
+    let mut out = String::with_capacity(url.len());
+    if let Some(scheme) = scheme {
+        out.push_str(scheme);
+        out.push_str("://");
+    }
+    out.push_str(&authority);
+    out.push_str(path);
+    if let Some(query) = query {
+        let (query, fragment) = match query.split_once('#') {
+            Some((q, f)) => (q, Some(f)),
+            None => (query, None),
+        };
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if is_secret_name(k) => format!("{k}={REDACTED}"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+        if let Some(f) = fragment {
+            out.push('#');
+            out.push_str(f);
+        }
+    }
+    out
+}
+
+fn is_secret_name(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["pass", "token", "secret", "key"]
+        .iter()
+        .any(|w| k.contains(w))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -248,6 +346,41 @@ mod tests {
         let f = tempfile::NamedTempFile::new().expect("temp file");
         std::fs::write(f.path(), text).expect("write");
         f
+    }
+
+    #[test]
+    fn debug_redacts_the_store_password_and_keeps_the_rest_of_the_url() {
+        let s = Settings {
+            store: Some("postgres://u:hunter2@h/db".into()),
+            bus: Some("nats://bususer:buspass@nats.example:4222".into()),
+            admin_token: Some(Secret::new("adm_0123456789abcdef")),
+            ..Settings::default()
+        };
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://u:[redacted]@h/db"), "{shown}");
+        assert!(!shown.contains("buspass"), "{shown}");
+        assert!(shown.contains("nats.example:4222"), "{shown}");
+        assert!(!shown.contains("adm_0123456789abcdef"), "{shown}");
+        let pretty = format!("{s:#?}");
+        assert!(!pretty.contains("hunter2"), "{pretty}");
+    }
+
+    #[test]
+    fn redact_url_hides_tokens_and_password_parameters() {
+        assert_eq!(
+            redact_url("nats://s3cr3t@h:4222"),
+            "nats://[redacted]@h:4222"
+        );
+        assert_eq!(
+            redact_url("postgres://h/db?user=u&password=p&sslmode=require"),
+            "postgres://h/db?user=u&password=[redacted]&sslmode=require"
+        );
+        assert_eq!(redact_url("postgres://h:5432/db"), "postgres://h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:p@ss@h/db"),
+            "postgres://u:[redacted]@h/db"
+        );
     }
 
     #[test]

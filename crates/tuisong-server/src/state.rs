@@ -1,18 +1,17 @@
-//! What every handler shares.
+//! The state of a running node, shared by every handler and worker: the platform, the
+//! admin token, the gateway hub and limits, the shutdown signal, the push client and
+//! the workers' restart counters. It depends on core and the gateway, never on a handler
+//! or a worker module.
 
-use crate::gateway::Hub;
+use crate::gateway::{GatewayState, Hub};
+use axum::extract::FromRef;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::AtomicU64;
 use tokio::sync::watch;
 use tuisong_core::ids::Secret;
 use tuisong_core::service::Platform;
 
-/// Limits of the device gateway.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub max_connections: usize,
-    pub ping_interval: Duration,
-}
+pub use crate::gateway::Limits;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -24,4 +23,27 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Client for the apps' receiving servers (message push).
     pub push_http: reqwest::Client,
+    /// How often each background worker was restarted after a failure.
+    pub worker_restarts: Arc<WorkerRestarts>,
+}
+
+/// Restarts of each background worker (`crate::workers`) since the node started.
+#[derive(Debug, Default)]
+pub struct WorkerRestarts {
+    /// The due-work loop (releases, TTL expiry).
+    pub due: Arc<AtomicU64>,
+    /// The message-push delivery loop.
+    pub push: Arc<AtomicU64>,
+}
+
+/// The device gateway's share of the state (`/client/v1/ws`).
+impl FromRef<AppState> for GatewayState {
+    fn from_ref(s: &AppState) -> GatewayState {
+        GatewayState {
+            platform: s.platform.clone(),
+            hub: s.hub.clone(),
+            limits: s.limits.clone(),
+            shutdown: s.shutdown.clone(),
+        }
+    }
 }

@@ -26,10 +26,7 @@ pub use frame::entry_frame;
 pub use hub::Hub;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use axum::response::Response;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -56,26 +53,6 @@ pub struct GatewayState {
     pub limits: Limits,
     /// Turns true when the server stops; sessions end.
     pub shutdown: watch::Receiver<bool>,
-}
-
-#[derive(Deserialize)]
-pub struct WsQuery {
-    token: Option<String>,
-}
-
-/// `GET /client/v1/ws`: authenticated by the device token (`Authorization: Bearer` or,
-/// for browsers that cannot set headers on a WebSocket, `?token=`). The axum adapter
-/// over `accept`; refusals get the native dialect's error body.
-pub async fn upgrade(
-    State(gw): State<GatewayState>,
-    headers: HeaderMap,
-    Query(q): Query<WsQuery>,
-    ws: WebSocketUpgrade,
-) -> Response {
-    let token = crate::http::bearer(&headers).map(str::to_owned).or(q.token);
-    accept(gw, token.as_deref(), ws)
-        .await
-        .unwrap_or_else(|e| crate::http::ApiError(e).into_response())
 }
 
 /// Takes a device socket for `token`: refused (`Unauthorized`, or `Invalid` when the

@@ -3,18 +3,23 @@
 //! page). Authenticated by the device token (`Authorization: Bearer dt_…`). Documented
 //! in docs/PROTOCOL.md.
 
-use crate::http::{ApiError, ApiResult, bearer, json_object, msgid_of};
+use crate::edge::{
+    ApiError, ApiResult, DeviceUser, bool_field, decisions_field, json_object, msgid_of,
+    opt_bool_field, query_str, query_uint, required_str,
+};
 use crate::state::AppState;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use tuisong_core::Error;
-use tuisong_core::consent::{Decision, PromptRequest};
+use tuisong_core::consent::PromptRequest;
 use tuisong_core::policy::QuietHours;
 use tuisong_core::service::SubscriptionSettings;
 use tuisong_core::store::User;
@@ -34,21 +39,12 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `POST /client/v1/messages/{msgid}/unsubscribe`: "stop receiving this" from a card.
-async fn unsubscribe(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(msgid): Path<String>,
-) -> ApiResult {
-    let user = user_of(&state, &headers).await?;
+async fn unsubscribe(State(state): State<AppState>, m: OnMessage) -> ApiResult {
     let t = state
         .platform
-        .unsubscribe_from_message(&user.user_id, msgid_of(&msgid)?)
+        .unsubscribe_from_message(&m.user.user_id, msgid_of(&m.msgid)?)
         .await?;
     Ok(Json(json!({"template_id": t, "status": "reject"})))
-}
-
-async fn user_of(state: &AppState, headers: &HeaderMap) -> Result<User, ApiError> {
-    Ok(state.platform.device_user(bearer(headers)).await?)
 }
 
 fn appid_field(b: &Map<String, Value>) -> Result<String, Error> {
@@ -60,20 +56,43 @@ fn appid_field(b: &Map<String, Value>) -> Result<String, Error> {
 
 async fn create_user(State(state): State<AppState>, body: Bytes) -> ApiResult {
     let b = json_object(&body)?;
-    let nickname = match b.get("nickname") {
-        Some(Value::String(s)) => s.clone(),
-        _ => return Err(Error::Invalid("nickname is required".into()).into()),
-    };
+    let nickname = required_str(&b, "nickname")?;
     let (user, token) = state.platform.register_user(&nickname).await?;
     Ok(Json(
         json!({"user_id": user.user_id, "nickname": user.nickname, "device_token": token}),
     ))
 }
 
-async fn login(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let user = user_of(&state, &headers).await?;
-    let b = json_object(&body)?;
-    let (code, _) = state.platform.login_code(&user, &appid_field(&b)?).await?;
+/// A device's call about one mini program: the user, then a JSON object body with an
+/// `appid` (in that order, so an unsigned call is refused before its body is read).
+struct ForApp {
+    user: User,
+    appid: String,
+    body: Map<String, Value>,
+}
+
+impl FromRequest<AppState> for ForApp {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let DeviceUser(user) = DeviceUser::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let read = || -> Result<_, Error> {
+            let b = json_object(&bytes)?;
+            Ok((appid_field(&b)?, b))
+        };
+        let (appid, body) = read().map_err(|e| ApiError(e).into_response())?;
+        Ok(ForApp { user, appid, body })
+    }
+}
+
+async fn login(State(state): State<AppState>, call: ForApp) -> ApiResult {
+    let (code, _) = state.platform.login_code(&call.user, &call.appid).await?;
     Ok(Json(json!({"code": code, "errMsg": "login:ok"})))
 }
 
@@ -87,24 +106,8 @@ fn prompt_request(b: &Map<String, Value>) -> Result<PromptRequest, Error> {
         Some(Value::String(s)) => vec![Some(s.clone())],
         Some(_) => vec![None],
     };
-    let mut decisions = HashMap::new();
-    match b.get("decisions") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(m)) => {
-            for (id, d) in m {
-                let d = d.as_str().and_then(Decision::parse).ok_or_else(|| {
-                    Error::Invalid(format!("decisions.{id} must be \"accept\" or \"reject\""))
-                })?;
-                decisions.insert(id.clone(), d);
-            }
-        }
-        Some(_) => return Err(Error::Invalid("decisions must be an object".into())),
-    }
-    let keep = match b.get("keep") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(k)) => *k,
-        Some(_) => return Err(Error::Invalid("keep must be a boolean".into())),
-    };
+    let decisions = decisions_field(b, "decisions")?;
+    let keep = bool_field(b, "keep")?;
     Ok(PromptRequest {
         ids,
         decisions,
@@ -112,12 +115,9 @@ fn prompt_request(b: &Map<String, Value>) -> Result<PromptRequest, Error> {
     })
 }
 
-async fn subscribe(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let user = user_of(&state, &headers).await?;
-    let b = json_object(&body)?;
-    let appid = appid_field(&b)?;
-    let req = prompt_request(&b)?;
-    match state.platform.prompt(&user, &appid, &req).await? {
+async fn subscribe(State(state): State<AppState>, call: ForApp) -> ApiResult {
+    let req = prompt_request(&call.body)?;
+    match state.platform.prompt(&call.user, &call.appid, &req).await? {
         Ok((_, effects)) => {
             let mut out = Map::new();
             out.insert("errMsg".into(), json!("requestSubscribeMessage:ok"));
@@ -143,46 +143,22 @@ fn settings_json(s: &SubscriptionSettings) -> Value {
 
 async fn settings(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
+    DeviceUser(user): DeviceUser,
 ) -> ApiResult {
-    let user = user_of(&state, &headers).await?;
-    let appid = q
-        .get("appid")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| Error::Invalid("appid is required".into()))?;
-    let s = state.platform.subscription_settings(&user, appid).await?;
+    let appid = query_str(&q, "appid").ok_or_else(|| Error::Invalid("appid is required".into()))?;
+    let s = state.platform.subscription_settings(&user, &appid).await?;
     Ok(Json(settings_json(&s)))
 }
 
-async fn update_settings(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let user = user_of(&state, &headers).await?;
-    let b = json_object(&body)?;
-    let appid = appid_field(&b)?;
-    let main = match b.get("mainSwitch") {
-        None | Some(Value::Null) => None,
-        Some(Value::Bool(v)) => Some(*v),
-        Some(_) => return Err(Error::Invalid("mainSwitch must be a boolean".into()).into()),
-    };
-    let mut items = BTreeMap::new();
-    match b.get("itemSettings") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(m)) => {
-            for (id, d) in m {
-                let d = d.as_str().and_then(Decision::parse).ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "itemSettings.{id} must be \"accept\" or \"reject\""
-                    ))
-                })?;
-                items.insert(id.clone(), d);
-            }
-        }
-        Some(_) => return Err(Error::Invalid("itemSettings must be an object".into()).into()),
-    }
+async fn update_settings(State(state): State<AppState>, call: ForApp) -> ApiResult {
+    let ForApp {
+        user,
+        appid,
+        body: b,
+    } = call;
+    let main = opt_bool_field(&b, "mainSwitch")?;
+    let items = decisions_field(&b, "itemSettings")?;
     let quiet = match b.get("quietHours") {
         None => None,
         Some(Value::Null) => Some(None),
@@ -200,8 +176,7 @@ async fn update_settings(
 }
 
 /// `GET /client/v1/apps`: the mini programs a device can open (name and appid).
-async fn apps(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
-    user_of(&state, &headers).await?;
+async fn apps(State(state): State<AppState>, _: DeviceUser) -> ApiResult {
     let apps = state.platform.list_apps().await?;
     let list: Vec<Value> = apps
         .iter()
@@ -214,10 +189,11 @@ async fn apps(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
 /// template ids, titles, types and the card's rows with example values.
 async fn app_templates(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(appid): Path<String>,
+    _: DeviceUser,
 ) -> ApiResult {
-    user_of(&state, &headers).await?;
+    // TODO(core): two service calls (the app, then its templates); a
+    // `Platform::app_catalog` would answer this in one.
     let app = state.platform.app(&appid).await?;
     let list = state.platform.list_templates(&app.appid).await?;
     let out: Vec<Value> = list
@@ -240,20 +216,11 @@ async fn app_templates(
 /// `cursor`, as a list, plus the cursor to ask with next time.
 async fn inbox(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
+    DeviceUser(user): DeviceUser,
 ) -> ApiResult {
-    let user = user_of(&state, &headers).await?;
-    let num = |key: &str, default: u64| -> Result<u64, Error> {
-        match q.get(key).filter(|v| !v.is_empty()) {
-            None => Ok(default),
-            Some(v) => v
-                .parse()
-                .map_err(|_| Error::Invalid(format!("{key} must be a non-negative integer"))),
-        }
-    };
-    let cursor = num("cursor", 0)?;
-    let limit = num("limit", 100)?.clamp(1, 500) as usize;
+    let cursor = query_uint(&q, "cursor")?.unwrap_or(0);
+    let limit = query_uint(&q, "limit")?.unwrap_or(100).clamp(1, 500) as usize;
     let entries = state.platform.inbox(&user, cursor, limit).await?;
     let now = state.platform.now();
     let next = entries.last().map_or(cursor, |e| e.seq);
@@ -281,32 +248,70 @@ fn device_name(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| "http".to_owned())
 }
 
+/// A device's call about one of its messages (`/client/v1/messages/{msgid}/…`): the
+/// msgid as given (read by `msgid_of` after the user is known, so a bad one is a 404
+/// only to a signed-in device), the user, and the device's name (`X-Device`).
+struct OnMessage {
+    msgid: String,
+    user: User,
+    device: String,
+}
+
+impl FromRequestParts<AppState> for OnMessage {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Path(msgid) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let DeviceUser(user) = DeviceUser::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let device = device_name(&parts.headers);
+        Ok(OnMessage {
+            msgid,
+            user,
+            device,
+        })
+    }
+}
+
 /// `POST /client/v1/messages/{msgid}/ack`: the HTTP twin of the `ack` frame.
-async fn ack(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(msgid): Path<String>,
-) -> ApiResult {
-    let user = user_of(&state, &headers).await?;
+async fn ack(State(state): State<AppState>, m: OnMessage) -> ApiResult {
     let first = state
         .platform
-        .ack(&user.user_id, msgid_of(&msgid)?, &device_name(&headers))
+        .ack(&m.user.user_id, msgid_of(&m.msgid)?, &m.device)
         .await?;
     Ok(Json(json!({"ok": true, "first_delivery": first})))
 }
 
 /// `POST /client/v1/messages/{msgid}/open`: the HTTP twin of the `open` frame.
-async fn open(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(msgid): Path<String>,
-) -> ApiResult {
-    let user = user_of(&state, &headers).await?;
-    let m = state
+async fn open(State(state): State<AppState>, m: OnMessage) -> ApiResult {
+    let opened = state
         .platform
-        .open(&user.user_id, msgid_of(&msgid)?, &device_name(&headers))
+        .open(&m.user.user_id, msgid_of(&m.msgid)?, &m.device)
         .await?;
     Ok(Json(
-        json!({"msgid": m.msgid, "appid": m.appid, "page": m.page}),
+        json!({"msgid": opened.msgid, "appid": opened.appid, "page": opened.page}),
     ))
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct WsQuery {
+    token: Option<String>,
+}
+
+/// `GET /client/v1/ws`: authenticated by the device token (`Authorization: Bearer` or,
+/// for browsers that cannot set headers on a WebSocket, `?token=`). The HTTP adapter
+/// over `gateway::accept`; refusals get the native dialect's error body.
+pub(super) async fn websocket(
+    State(gw): State<crate::gateway::GatewayState>,
+    headers: HeaderMap,
+    Query(q): Query<WsQuery>,
+    ws: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    let token = crate::edge::bearer(&headers).map(str::to_owned).or(q.token);
+    crate::gateway::accept(gw, token.as_deref(), ws)
+        .await
+        .unwrap_or_else(|e| ApiError(e).into_response())
 }

@@ -1,7 +1,10 @@
-//! Shared edge helpers: the two error dialects (WeChat: HTTP 200 + errcode; native: HTTP
-//! status + `{"error": {"code", "message"}}`), bearer tokens and request bodies.
+//! The error mapping of each dialect. WeChat: HTTP 200, numeric `errcode`, `errmsg` with a
+//! ` rid: …` suffix (the table is `tuisong_wire::errcode::wx_error`). Native (/v1,
+//! /client/v1, /admin): an HTTP status and a stable code in
+//! `{"error": {"code", "message"}}` (`api_status`). Both are exhaustive `match`es, so a new
+//! domain error forces each dialect to decide; a store failure is logged, never shown.
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tuisong_core::Error;
@@ -111,6 +114,15 @@ pub fn api_status(e: &Error) -> (StatusCode, &'static str) {
     }
 }
 
+/// A native-dialect error body with the given status, code and message.
+pub fn api_fixed(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = api_status(&self.0);
@@ -124,49 +136,8 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        (
-            status,
-            axum::Json(json!({"error": {"code": code, "message": message}})),
-        )
-            .into_response()
+        api_fixed(status, code, &message)
     }
 }
 
 pub type ApiResult<T = Value> = Result<axum::Json<T>, ApiError>;
-
-/// The token of an `Authorization: Bearer …` header.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// Parses a JSON object body: empty → `EmptyBody`, not JSON or not an object → `BadFormat`.
-pub fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, Error> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::EmptyBody);
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(Error::BadFormat("the body must be a JSON object".into())),
-        Err(e) => Err(Error::BadFormat(format!("the body is not JSON: {e}"))),
-    }
-}
-
-/// A request body field as "given or not": absent, `null` and `""` are all "not given"
-/// (spec §0, optional fields). Numbers and booleans are turned into their text.
-pub fn opt_str(m: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
-    match m.get(key)? {
-        Value::Null => None,
-        Value::String(s) if s.is_empty() => None,
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Array(_) | Value::Object(_) => None,
-    }
-}
-
-/// A msgid from a path: anything that is not a number is an unknown message (404).
-pub fn msgid_of(s: &str) -> Result<u64, Error> {
-    s.parse().map_err(|_| Error::NotFound("message"))
-}

@@ -1,4 +1,5 @@
-//! JSON views of domain objects shared by several routers.
+//! JSON views of domain records that several APIs show (apps, templates, consents,
+//! messages). Secrets appear only where a caller asks for them by name.
 
 use serde_json::{Value, json};
 use tuisong_core::consent::ConsentState;
