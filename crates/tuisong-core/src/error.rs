@@ -4,7 +4,6 @@
 //! The rules' own modules (template, policy, push) return their own small errors, which
 //! convert into these: `error` sits above them, so no module imports in a circle.
 
-use crate::keyword::KeywordError;
 use crate::policy::{CapRule, PolicyError};
 use crate::push::PushConfigError;
 use crate::store::StoreError;
@@ -55,12 +54,9 @@ pub enum Error {
     BadFormat(String),
 
     // ---- template management
-    #[error("invalid tid")]
-    TidInvalid,
-    #[error("invalid kidList")]
-    KidListInvalid,
-    #[error("invalid sceneDesc")]
-    SceneDescInvalid,
+    /// A template's own rules: tid, kidList, sceneDesc, and a send's data.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
     #[error("template count reaches the limit of {0}")]
     TemplateCap(usize),
     #[error("a template with the same title and keywords already exists")]
@@ -83,8 +79,6 @@ pub enum Error {
     TemplateIdInvalid,
     #[error("invalid page")]
     PageInvalid,
-    #[error("argument invalid! data.{key}.value {error}")]
-    DataInvalid { key: String, error: KeywordError },
     #[error("user refuse to accept the msg")]
     NoConsent,
     #[error("idempotency key reused with a different request")]
@@ -108,17 +102,6 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-impl From<TemplateError> for Error {
-    fn from(e: TemplateError) -> Self {
-        match e {
-            TemplateError::TidInvalid => Error::TidInvalid,
-            TemplateError::KidListInvalid => Error::KidListInvalid,
-            TemplateError::SceneDescInvalid => Error::SceneDescInvalid,
-            TemplateError::DataInvalid { key, error } => Error::DataInvalid { key, error },
-        }
-    }
-}
 
 impl From<PolicyError> for Error {
     fn from(e: PolicyError) -> Self {

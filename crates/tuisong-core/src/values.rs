@@ -152,7 +152,10 @@ mod tests {
         );
         assert_eq!(MiniprogramState::parse("release"), None);
         assert_eq!(MiniprogramState::default(), MiniprogramState::Formal);
-        assert_eq!(serde_json::to_string(&Lang::EnUs).unwrap(), "\"en_US\"");
+        assert_eq!(
+            serde_json::to_string(&Lang::EnUs).expect("serializes"),
+            "\"en_US\""
+        );
     }
 
     #[test]

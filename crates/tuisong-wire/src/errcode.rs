@@ -12,6 +12,7 @@
 
 use tuisong_core::Error;
 use tuisong_core::policy::CapRule;
+use tuisong_core::template::TemplateError;
 
 /// `(errcode, errmsg)` without the ` rid: …` suffix.
 pub fn wx_error(e: &Error) -> (i64, String) {
@@ -40,9 +41,9 @@ pub fn wx_error(e: &Error) -> (i64, String) {
         Error::CodeUsed => fixed(40163, "code been used"),
         Error::EmptyBody => fixed(44002, "empty post data"),
         Error::BadFormat(_) => fixed(47001, "data format error"),
-        Error::TidInvalid => fixed(200014, "invalid tid"),
-        Error::KidListInvalid => fixed(200020, "invalid kidList"),
-        Error::SceneDescInvalid => fixed(200021, "invalid sceneDesc"),
+        Error::Template(TemplateError::TidInvalid) => fixed(200014, "invalid tid"),
+        Error::Template(TemplateError::KidListInvalid) => fixed(200020, "invalid kidList"),
+        Error::Template(TemplateError::SceneDescInvalid) => fixed(200021, "invalid sceneDesc"),
         Error::TemplateCap(_) => fixed(200012, "private template count reach limit"),
         Error::TemplateDuplicate => fixed(200022, "template already exists"),
         Error::IdsMissing => fixed(200018, "ids missing"),
@@ -53,7 +54,7 @@ pub fn wx_error(e: &Error) -> (i64, String) {
         Error::OpenIdInvalid => fixed(40003, "invalid openid"),
         Error::TemplateIdInvalid => fixed(40037, "invalid template_id"),
         Error::PageInvalid => fixed(41030, "invalid page"),
-        Error::DataInvalid { key, error } => {
+        Error::Template(TemplateError::DataInvalid { key, error }) => {
             (47003, format!("argument invalid! data.{key}.value {error}"))
         }
         Error::NoConsent => fixed(43101, "user refuse to accept the msg"),
@@ -101,18 +102,18 @@ mod tests {
 
     #[test]
     fn a_data_error_names_the_field_with_wechats_spelling() {
-        let e = Error::DataInvalid {
+        let e = Error::Template(TemplateError::DataInvalid {
             key: "thing3".into(),
             error: KeywordError::Empty,
-        };
+        });
         assert_eq!(
             wx_error(&e),
             (47003, "argument invalid! data.thing3.value is emtpy".into())
         );
-        let e = Error::DataInvalid {
+        let e = Error::Template(TemplateError::DataInvalid {
             key: "time2".into(),
             error: KeywordError::Invalid,
-        };
+        });
         assert_eq!(wx_error(&e).1, "argument invalid! data.time2.value invalid");
     }
 

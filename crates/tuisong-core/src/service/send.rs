@@ -283,7 +283,7 @@ impl Platform {
 mod tests {
     use super::*;
     use crate::library::Library;
-    use crate::template::example_data;
+    use crate::template::{TemplateError, example_data};
 
     const NOW: Millis = 1_795_495_200_000; // 2026-11-24 04:40 UTC = 12:40 in Beijing
 
@@ -377,7 +377,7 @@ mod tests {
         r.data.clear();
         assert!(matches!(
             plan(&t, r, &Policy::default(), None),
-            Err(Error::DataInvalid { .. })
+            Err(Error::Template(TemplateError::DataInvalid { .. }))
         ));
     }
 

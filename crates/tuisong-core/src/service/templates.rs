@@ -8,6 +8,7 @@ use crate::library::{Category, PubTemplate};
 use crate::notify::CacheChange;
 use crate::store::AddTemplateOutcome;
 use crate::template::PrivateTemplate;
+use crate::template::TemplateError;
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -71,8 +72,10 @@ impl Platform {
     pub fn pub_keywords(&self, tid: Option<&str>) -> Result<&'static PubTemplate> {
         let tid: u32 = tid
             .and_then(|t| t.trim().parse().ok())
-            .ok_or(Error::TidInvalid)?;
-        self.library.template(tid).ok_or(Error::TidInvalid)
+            .ok_or(Error::Template(TemplateError::TidInvalid))?;
+        self.library
+            .template(tid)
+            .ok_or(Error::Template(TemplateError::TidInvalid))
     }
 
     /// `addtemplate`.

@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tuisong_core::Error;
+use tuisong_core::template::TemplateError;
 use tuisong_wire::errcode;
 
 /// What the real server is believed to send (spec §0).
@@ -92,9 +93,9 @@ pub fn api_status(e: &Error) -> (StatusCode, &'static str) {
             (S::BAD_REQUEST, "invalid_code")
         }
         Error::EmptyBody | Error::BadFormat(_) => (S::BAD_REQUEST, "invalid_request"),
-        Error::TidInvalid => (S::BAD_REQUEST, "invalid_tid"),
-        Error::KidListInvalid => (S::BAD_REQUEST, "invalid_kid_list"),
-        Error::SceneDescInvalid => (S::BAD_REQUEST, "invalid_scene_desc"),
+        Error::Template(TemplateError::TidInvalid) => (S::BAD_REQUEST, "invalid_tid"),
+        Error::Template(TemplateError::KidListInvalid) => (S::BAD_REQUEST, "invalid_kid_list"),
+        Error::Template(TemplateError::SceneDescInvalid) => (S::BAD_REQUEST, "invalid_scene_desc"),
         Error::TemplateCap(_) => (S::CONFLICT, "template_limit"),
         Error::TemplateDuplicate => (S::CONFLICT, "template_duplicate"),
         Error::IdsMissing | Error::IdsInvalid => (S::BAD_REQUEST, "invalid_ids"),
@@ -102,7 +103,7 @@ pub fn api_status(e: &Error) -> (StatusCode, &'static str) {
         Error::PriTmplIdInvalid | Error::TemplateIdInvalid => (S::NOT_FOUND, "unknown_template"),
         Error::OpenIdInvalid => (S::NOT_FOUND, "unknown_openid"),
         Error::PageInvalid => (S::BAD_REQUEST, "invalid_page"),
-        Error::DataInvalid { .. } => (S::BAD_REQUEST, "invalid_data"),
+        Error::Template(TemplateError::DataInvalid { .. }) => (S::BAD_REQUEST, "invalid_data"),
         Error::NoConsent => (S::FORBIDDEN, "no_consent"),
         Error::IdempotencyConflict => (S::CONFLICT, "idempotency_conflict"),
         Error::Capped(_) => (S::TOO_MANY_REQUESTS, "rate_limited"),

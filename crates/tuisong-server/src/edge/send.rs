@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use tuisong_core::Error;
 use tuisong_core::service::RawSend;
+use tuisong_core::template::TemplateError;
 
 /// `data` of a send: `{key: {"value": any}}`. A value that is a number or boolean is
 /// turned into its text; a missing `value` or `null` counts as empty; extra fields
@@ -27,10 +28,10 @@ pub fn coerce_data(v: Option<&Value>) -> Result<BTreeMap<String, String>, Error>
                 Some(Value::Number(n)) => n.to_string(),
                 Some(Value::Bool(b)) => b.to_string(),
                 Some(Value::Array(_) | Value::Object(_)) => {
-                    return Err(Error::DataInvalid {
+                    return Err(Error::Template(TemplateError::DataInvalid {
                         key: key.clone(),
                         error: tuisong_core::keyword::KeywordError::Invalid,
-                    });
+                    }));
                 }
             },
             _ => String::new(),

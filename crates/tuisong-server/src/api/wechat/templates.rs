@@ -12,6 +12,7 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 use tuisong_core::Error;
 use tuisong_core::ids::AppId;
+use tuisong_core::template::TemplateError;
 
 /// A call on the public library: GET with a valid access token, then one lookup.
 async fn library_call(
@@ -74,12 +75,15 @@ pub async fn pub_keywords(State(state): State<AppState>, call: WxCall) -> Respon
 /// Parses addtemplate's body: `tid` as a string (SDKs) or a number; `kidList` integers.
 fn add_template_input(b: &Map<String, Value>) -> Result<(u32, Vec<u32>, String), Error> {
     let tid = match b.get("tid") {
-        Some(Value::String(s)) => s.trim().parse().map_err(|_| Error::TidInvalid)?,
+        Some(Value::String(s)) => s
+            .trim()
+            .parse()
+            .map_err(|_| Error::Template(TemplateError::TidInvalid))?,
         Some(Value::Number(n)) => n
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
-            .ok_or(Error::TidInvalid)?,
-        _ => return Err(Error::TidInvalid),
+            .ok_or(Error::Template(TemplateError::TidInvalid))?,
+        _ => return Err(Error::Template(TemplateError::TidInvalid)),
     };
     let kids = match b.get("kidList") {
         Some(Value::Array(items)) => items
@@ -90,13 +94,13 @@ fn add_template_input(b: &Map<String, Value>) -> Result<(u32, Vec<u32>, String),
                 _ => None,
             })
             .collect::<Option<Vec<u32>>>()
-            .ok_or(Error::KidListInvalid)?,
-        _ => return Err(Error::KidListInvalid),
+            .ok_or(Error::Template(TemplateError::KidListInvalid))?,
+        _ => return Err(Error::Template(TemplateError::KidListInvalid)),
     };
     let scene = match b.get("sceneDesc") {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(Error::SceneDescInvalid),
+        Some(_) => return Err(Error::Template(TemplateError::SceneDescInvalid)),
     };
     Ok((tid, kids, scene))
 }
