@@ -160,6 +160,11 @@ async fn force_refresh_replaces_the_stable_token_but_not_twice_in_thirty_seconds
 #[tokio::test]
 async fn force_refresh_is_limited_to_twenty_a_day() {
     let app = spawn_app().await;
+    // Start an hour into a Beijing day, so the 21 refreshes never straddle midnight
+    // (the quota window) whatever the wall clock says when the test runs.
+    let now = app.clock.now_ms();
+    let next_day = tuisong_core::policy::beijing_day_start(now) + 86_400_000;
+    app.clock.advance_ms(next_day + 3_600_000 - now);
     for i in 0..20 {
         app.clock.advance_ms(31_000);
         let v = stable(&app, true).await;
