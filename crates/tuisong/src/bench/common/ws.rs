@@ -15,7 +15,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tuisong_wire::device::{ClientFrame, ServerFrame};
+use tuisong_wire::device::{ClientFrame, FrameHead, ServerFrame};
 
 pub type Ws = WebSocketStream<TcpStream>;
 
@@ -131,23 +131,23 @@ pub fn spawn_device(
         while let Some(Ok(msg)) = rx.next().await {
             let WsMessage::Text(t) = msg else { continue };
             let now = now_us();
-            let Ok(f) = serde_json::from_str::<ServerFrame>(&t) else {
+            let Ok(f) = serde_json::from_str::<FrameHead>(&t) else {
                 continue;
             };
-            let reply = match f {
-                ServerFrame::Message(card) => {
-                    if let Some(stamp) = card.page.as_deref().and_then(stamp_of_page) {
+            let reply = match f.kind {
+                "message" => {
+                    if let Some(stamp) = f.page.as_deref().and_then(stamp_of_page) {
                         cards.frame_bytes.store(t.len(), Ordering::Relaxed);
                         cards.record(stamp, now);
                     }
-                    ack(card.msgid)
+                    ack(f.msgid)
                 }
-                ServerFrame::Recall { msgid, .. } => {
+                "recall" => {
                     recalls.frame_bytes.store(t.len(), Ordering::Relaxed);
-                    recalls.record(msgid, now);
+                    recalls.record(f.msgid, now);
                     continue;
                 }
-                ServerFrame::Ping => pong(),
+                "ping" => pong(),
                 _ => continue,
             };
             if tx.send(reply).await.is_err() {
