@@ -147,6 +147,11 @@ def server():
     base_url = f"http://127.0.0.1:{port}"
     # Only our flags configure the server: no TUISONG_* from the caller's environment.
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUISONG_")}
+    # The message-push receiver of test_push_wechatpy listens on 127.0.0.1.
+    env["TUISONG_PUSH_ALLOW_PRIVATE"] = "true"
+    # Every test's users come from 127.0.0.1; the per-address limits are tested in Rust.
+    env["TUISONG_CLIENT_USERS_PER_MINUTE"] = "0"
+    env["TUISONG_CLIENT_LOGINS_PER_MINUTE"] = "0"
     stderr_file = open(stderr_path, "wb")
     proc = subprocess.Popen(
         [bin_path, "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}"],

@@ -171,8 +171,26 @@ impl Default for Policy {
     }
 }
 
+/// The largest count any limit may have. The stores keep counters as signed 64-bit
+/// integers; a limit of 2^63 or more would turn negative there and refuse everything.
+pub const MAX_LIMIT: u64 = 1_000_000_000_000;
+
 impl Policy {
     pub fn validate(&self) -> Result<(), PolicyError> {
+        for (key, v) in [
+            ("per_user.max", self.per_user.map(|c| c.max)),
+            (
+                "per_user_template.max",
+                self.per_user_template.map(|c| c.max),
+            ),
+            ("app_daily", self.app_daily),
+            ("app_per_minute", self.app_per_minute),
+            ("urgent_daily_budget", Some(self.urgent_daily_budget)),
+        ] {
+            if v.is_some_and(|v| v > MAX_LIMIT) {
+                return Err(PolicyError(format!("{key}: must be at most {MAX_LIMIT}")));
+            }
+        }
         for (key, cap) in [
             ("per_user", self.per_user),
             ("per_user_template", self.per_user_template),
@@ -302,6 +320,39 @@ mod tests {
 
     // 2026-11-24 00:00 Beijing = 2026-11-23 16:00 UTC.
     const BJ_MIDNIGHT: Millis = 1_795_449_600_000;
+
+    #[test]
+    fn a_limit_that_would_not_fit_a_signed_counter_is_refused_with_its_key() {
+        let huge = 1u64 << 63;
+        let p = Policy {
+            urgent_daily_budget: huge,
+            ..Policy::default()
+        };
+        let e = p.validate().expect_err("refused");
+        assert!(e.0.starts_with("urgent_daily_budget:"), "{}", e.0);
+        let p = Policy {
+            per_user: Some(Cap {
+                max: huge,
+                window_secs: 60,
+            }),
+            ..Policy::default()
+        };
+        assert!(
+            p.validate()
+                .expect_err("refused")
+                .0
+                .starts_with("per_user.max:")
+        );
+        let p = Policy {
+            app_daily: Some(MAX_LIMIT),
+            urgent_daily_budget: MAX_LIMIT,
+            ..Policy::default()
+        };
+        assert!(
+            p.validate().is_ok(),
+            "the largest allowed limit is accepted"
+        );
+    }
 
     #[test]
     fn a_window_over_midnight_holds_until_its_end() {

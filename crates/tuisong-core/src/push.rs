@@ -70,6 +70,16 @@ impl PushConfig {
                 "url must be an absolute http(s) URL with a host".into(),
             ));
         }
+        // A user name or password in the URL would be stored and shown back like any other
+        // part of it; receivers authenticate WeChat's requests by the signature instead.
+        // (A `\` does not end the authority here: parsers disagree on it, so an `@` after
+        // one is refused too.)
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        if authority.contains('@') {
+            return Err(PushConfigError(
+                "url must not contain a user name or password".into(),
+            ));
+        }
         let t = self.token.expose();
         if !(3..=32).contains(&t.len()) || !t.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(PushConfigError(
@@ -178,6 +188,28 @@ pub struct OutboxItem {
     pub created_at: Millis,
 }
 
+/// How many outbox rows one claim may take: `total` in all, and per app at most
+/// `per_app` minus that app's attempts already in flight (`in_flight`, by appid), so a
+/// receiver that hangs only ever holds its own app's share. Apps get their share in
+/// turns: every app's oldest due event comes before any app's second.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClaimLimits {
+    pub total: usize,
+    pub per_app: usize,
+    pub in_flight: BTreeMap<String, usize>,
+}
+
+impl ClaimLimits {
+    /// Up to `total` rows with no per-app bound beyond the total.
+    pub fn up_to(total: usize) -> Self {
+        Self {
+            total,
+            per_app: total,
+            in_flight: BTreeMap::new(),
+        }
+    }
+}
+
 /// One delivery attempt, as `GET /v1/push-config/deliveries` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushAttempt {
@@ -242,6 +274,16 @@ mod tests {
         assert!(c.validate().is_err());
         c.url = "http://127.0.0.1:9000/cb".into();
         assert!(c.validate().is_ok());
+        for with_user in [
+            "http://user:pw@example.com/cb",
+            "https://token@example.com",
+            "http://example.com\\@127.0.0.1/",
+        ] {
+            c.url = with_user.into();
+            assert!(c.validate().is_err(), "{with_user}");
+        }
+        c.url = "https://example.com/cb?to=a@b".into();
+        assert!(c.validate().is_ok(), "an @ in the query is not a user name");
         c.token = Secret::new("a b");
         assert!(c.validate().is_err());
     }

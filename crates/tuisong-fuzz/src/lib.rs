@@ -64,7 +64,10 @@ pub fn crypto(data: &[u8]) {
     }
     // And a foreign appid's key refuses it.
     if let Ok(other) = MsgCrypt::new(AES_KEY, "wx0000000000000000") {
-        assert!(other.decrypt(&sealed).is_err(), "another appid must not decrypt");
+        assert!(
+            other.decrypt(&sealed).is_err(),
+            "another appid must not decrypt"
+        );
     }
 }
 
@@ -94,7 +97,13 @@ fn is_xml_char(c: char) -> bool {
 /// A value as an XML document can carry it: forbidden characters become U+FFFD.
 fn as_xml_chars(s: &str) -> String {
     s.chars()
-        .map(|c| if is_xml_char(c) { c } else { char::REPLACEMENT_CHARACTER })
+        .map(|c| {
+            if is_xml_char(c) {
+                c
+            } else {
+                char::REPLACEMENT_CHARACTER
+            }
+        })
         .collect()
 }
 
@@ -146,7 +155,10 @@ pub fn event(data: &[u8]) {
     };
     assert_eq!(from, as_xml_chars(&ev.from_user_name));
     assert!(xml.ends_with("</xml>"), "{xml}");
-    assert!(xml.chars().all(is_xml_char), "no character XML 1.0 forbids: {xml:?}");
+    assert!(
+        xml.chars().all(is_xml_char),
+        "no character XML 1.0 forbids: {xml:?}"
+    );
     // JSON: valid, and the strings are the values given.
     let json = ev.render(Format::Json);
     let v: serde_json::Value = match serde_json::from_str(&json) {
@@ -172,7 +184,10 @@ pub fn keyword(data: &[u8]) {
         let chars = value.chars().count();
         match rule {
             Rule::Thing => assert!((1..=20).contains(&chars), "thing passed {chars} chars"),
-            Rule::Enum => assert!(enum_values.iter().any(|e| e == value), "enum outside its list"),
+            Rule::Enum => assert!(
+                enum_values.iter().any(|e| e == value),
+                "enum outside its list"
+            ),
             _ => {}
         }
     }

@@ -3,9 +3,10 @@
 //! listener (or takes one a test made), serves `api::router` and runs the supervised
 //! workers until it is stopped.
 
+use crate::edge::limit::KeyedLimiter;
 use crate::gateway::Hub;
-use crate::settings::Settings;
-use crate::state::{AppState, Limits, WorkerRestarts};
+use crate::settings::{Settings, check_admin_token};
+use crate::state::{AppState, ClientLimits, Limits, WorkerRestarts};
 use crate::{api, demo, workers};
 use anyhow::Context;
 use axum::Router;
@@ -34,6 +35,8 @@ pub struct Application {
     shutdown: tokio::sync::watch::Sender<bool>,
     worker_tick: std::time::Duration,
     push: crate::push::PushSettings,
+    retention: tuisong_core::service::Retention,
+    retention_interval: std::time::Duration,
     addr: SocketAddr,
     router: Router,
     pub state: AppState,
@@ -57,24 +60,41 @@ impl Default for BuildOptions {
     }
 }
 
+/// The operator's token: from the settings, else `<data_dir>/admin-token`, else a new one
+/// written there. A token shorter than the minimum from any source (an empty file left by
+/// a start that died mid-write, an operator's truncation) stops the start: an empty token
+/// would make a request with no `Authorization` header an admin.
 fn admin_token(settings: &Settings) -> anyhow::Result<(Secret, AdminTokenSource)> {
     if let Some(t) = &settings.admin_token {
+        check_admin_token("admin_token", t.expose())?;
         return Ok((t.clone(), AdminTokenSource::Settings));
     }
     let path = settings.data_dir.join("admin-token");
     if path.exists() {
         let t = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
-        return Ok((Secret::new(t.trim()), AdminTokenSource::File(path)));
+        let t = check_admin_token(&path.display().to_string(), t.trim()).context(
+            "the admin-token file is unusable: delete it to have a new one generated, \
+             or set TUISONG_ADMIN_TOKEN",
+        )?;
+        return Ok((t, AdminTokenSource::File(path)));
     }
     let token = format!("adm_{}", random_url_safe(40));
-    write_private(&path, &token)?;
+    write_private_atomically(&path, &token)?;
     Ok((Secret::new(token), AdminTokenSource::Generated(path)))
 }
 
-/// Writes a file only its owner can read (mode 0600 on Unix).
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+/// Writes a file only its owner can read (mode 0600 on Unix), atomically: the text goes
+/// to a temporary file in the same directory, is flushed to disk and then renamed over
+/// `path`, so a crash leaves either no file or the whole one — never an empty token.
+fn write_private_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        random_url_safe(8)
+    ));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -82,12 +102,27 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    let written = (|| -> anyhow::Result<()> {
+        let mut f = opts
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(text.as_bytes())
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        f.sync_all()
+            .with_context(|| format!("flushing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+        // The rename itself is durable once the directory is flushed.
+        #[cfg(unix)]
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 impl Application {
@@ -96,8 +131,9 @@ impl Application {
     }
 
     pub async fn build_with(settings: Settings, opts: BuildOptions) -> anyhow::Result<Application> {
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
+        prepare_data_dir(&settings.data_dir)?;
+        // Before anything else is created: a start refused for its token leaves no database.
+        let (token, admin_token_source) = admin_token(&settings)?;
         let store: Arc<dyn Store> = match &settings.store {
             Some(url) => Arc::new(
                 PgStore::connect(url, 16)
@@ -116,7 +152,6 @@ impl Application {
             ..settings.platform.clone()
         };
         let platform = Arc::new(Platform::new(store, opts.clock, platform_settings));
-        let (token, admin_token_source) = admin_token(&settings)?;
         let demo = if settings.demo_app {
             demo::ensure_demo_app(&platform).await?
         } else {
@@ -138,10 +173,22 @@ impl Application {
             limits: Limits {
                 max_connections: settings.max_connections,
                 ping_interval: settings.ping_interval,
+                hello_timeout: settings.hello_timeout,
             },
             shutdown: shutdown_rx,
-            push_http: crate::push::http_client(settings.push.timeout),
+            push_http: crate::push::PushClient::new(&settings.push),
             worker_restarts: Arc::new(WorkerRestarts::default()),
+            client_limits: Arc::new(ClientLimits {
+                users: KeyedLimiter::new(
+                    settings.client_users_per_minute,
+                    settings.client_users_burst,
+                ),
+                logins: KeyedLimiter::new(
+                    settings.client_logins_per_minute,
+                    settings.client_logins_burst,
+                ),
+                credentials: crate::guard::CredentialGuard::new(settings.auth_failures_per_minute),
+            }),
         };
         let router = api::router(state.clone());
         let listener = match opts.listener {
@@ -156,6 +203,8 @@ impl Application {
             shutdown,
             worker_tick: settings.worker_tick,
             push: settings.push.clone(),
+            retention: settings.retention.clone(),
+            retention_interval: settings.retention_interval,
             addr,
             router,
             state,
@@ -183,13 +232,22 @@ impl Application {
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let tasks = workers::spawn_all(&self.state, self.worker_tick, self.push);
+        let mut tasks = workers::spawn_all(&self.state, self.worker_tick, self.push);
+        tasks.push(workers::spawn_retention(
+            &self.state,
+            self.retention,
+            self.retention_interval,
+        ));
         let shutdown = self.shutdown;
         let stop = async move {
             stop.await;
             let _ = shutdown.send(true);
         };
-        let served = axum::serve(self.listener, self.router)
+        // The peer address reaches handlers (`edge::limit::ClientIp`) for rate limits.
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(stop)
             .await;
         for w in tasks {
@@ -200,6 +258,39 @@ impl Application {
         }
         served
     }
+}
+
+/// Creates the data directory if needed and keeps it the owner's: the directory 0700 and
+/// an existing `admin-token` 0600 on Unix, set explicitly whatever the umask (the
+/// database files are the store's to restrict, `SqliteStore::open`).
+fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+        .with_context(|| format!("creating data dir {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let private = |p: &Path, mode: u32| -> anyhow::Result<()> {
+            let now = std::fs::metadata(p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .permissions()
+                .mode();
+            if now & 0o777 != mode {
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+                    .with_context(|| format!("restricting the mode of {}", p.display()))?;
+            }
+            Ok(())
+        };
+        private(dir, 0o700)?;
+        let token = dir.join("admin-token");
+        if token.exists() {
+            private(&token, 0o600)?;
+        }
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

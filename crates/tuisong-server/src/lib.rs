@@ -11,6 +11,8 @@
 //! - `workers/`: the background loops (due work, message push) and their supervisor;
 //! - `push`: the HTTP side of message push (handshake, signed and encrypted requests);
 //! - `bus`: notices between nodes over NATS;
+//! - `limit`: the keyed rate limiter (per client address, …) that the edge applies;
+//! - `guard`: repeated wrong secrets and admin tokens — counted, logged, shut out;
 //! - `web`: the console and the phone simulator (static files);
 //! - `app`, `settings`, `state`, `demo`: starting a node, its settings, its shared
 //!   state, the demo app of a fresh store.
@@ -23,6 +25,8 @@ pub mod bus;
 pub mod demo;
 pub mod edge;
 pub mod gateway;
+pub mod guard;
+pub mod limit;
 pub mod push;
 pub mod settings;
 pub mod state;

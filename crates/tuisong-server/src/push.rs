@@ -3,7 +3,18 @@
 //! event as a request — signed, and in compatible or safe mode AES-encrypted,
 //! byte-compatible with WeChat (spec §7, §8) — posted and its reply judged. The worker
 //! that drains the outbox with these is `crate::workers::push`.
+//!
+//! Every request goes only where the address policy permits (`address`: public hosts
+//! unless `push_allow_private`). What the caller learns of a failure is generic — the
+//! policy's refusal, or that the check or attempt did not pass — so the server cannot be
+//! used to map the networks it sits in; the detail goes to the debug log.
 
+mod address;
+
+pub use address::{AddressPolicy, Reach, UrlRefusal, classify, shown_url};
+
+use address::{VettingResolver, refused_in};
+use std::sync::Arc;
 use std::time::Duration;
 use tuisong_core::Error;
 use tuisong_core::ids::{AppId, Secret, random_string};
@@ -23,8 +34,13 @@ pub struct PushSettings {
     pub retry_horizon: Duration,
     /// How long a claimed event is reserved for one attempt.
     pub lease: Duration,
-    /// Events in flight at once (one per user at most).
+    /// Events in flight at once, over all apps (one per user at most).
     pub concurrency: usize,
+    /// Events of one app in flight at once: a receiver that hangs holds no more.
+    pub per_app_concurrency: usize,
+    /// Receivers may be on loopback, private and other internal addresses
+    /// (`push_allow_private`; off: only public addresses).
+    pub allow_private: bool,
 }
 
 impl Default for PushSettings {
@@ -33,39 +49,102 @@ impl Default for PushSettings {
             timeout: Duration::from_secs(5),
             retry_horizon: Duration::from_secs(24 * 3600),
             lease: Duration::from_secs(30),
-            concurrency: 32,
+            concurrency: 128,
+            per_app_concurrency: 16,
+            allow_private: false,
         }
     }
 }
 
-/// The HTTP client for developer servers: no redirects, bounded time.
-pub fn http_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .user_agent("tuisong-push")
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+/// The HTTP client for developer servers: no redirects, no proxy, bounded time, and
+/// connections only to addresses the policy permits.
+#[derive(Clone)]
+pub struct PushClient {
+    http: reqwest::Client,
+    policy: AddressPolicy,
+}
+
+impl PushClient {
+    pub fn new(settings: &PushSettings) -> Self {
+        let policy = AddressPolicy {
+            allow_private: settings.allow_private,
+        };
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(VettingResolver(policy)))
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .user_agent("tuisong-push")
+            .build()
+            .unwrap_or_else(|e| panic!("the push HTTP client cannot be built: {e}"));
+        Self { http, policy }
+    }
+
+    /// The URL to request, or why it may not be.
+    fn target(&self, url: &str) -> Result<url::Url, UrlRefusal> {
+        self.policy.vet_url(url)
+    }
+}
+
+/// Why a request to a receiver did not go through, as far as the caller may know.
+#[derive(Debug)]
+enum Failure {
+    /// The operator's address policy refused the host (safe to say).
+    Refused(UrlRefusal),
+    /// Connecting, sending or reading failed; the detail is only logged.
+    Network(String),
+}
+
+fn failure(e: reqwest::Error) -> Failure {
+    if refused_in(&e) {
+        return Failure::Refused(UrlRefusal::Address);
+    }
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    let mut detail = kind.to_owned();
+    let e = e.without_url();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        source = s.source();
+    }
+    Failure::Network(detail)
 }
 
 fn digits(n: usize) -> String {
     random_string(b"0123456789", n)
 }
 
+/// What a receiver that fails the check is told, whatever went wrong on the network: a
+/// refused connection, a timeout, an HTTP status or a wrong echo must not tell apart
+/// what listens where.
+pub const HANDSHAKE_FAILED: &str =
+    "handshake failed: the receiver did not complete WeChat's URL check (GET with echostr)";
+
 /// WeChat's verification GET (spec §7.2): the server must answer the echostr.
 pub async fn handshake(
-    http: &reqwest::Client,
+    client: &PushClient,
     url: &str,
     token: &Secret,
     now_secs: i64,
 ) -> Result<(), Error> {
+    let target = client
+        .target(url)
+        .map_err(|r| Error::Invalid(r.message().to_owned()))?;
     let timestamp = now_secs.to_string();
     let nonce = digits(10);
     let echostr = digits(19);
     let sig = signature(&[token.expose(), &timestamp, &nonce]);
-    let resp = http
-        .get(url)
+    let sent = client
+        .http
+        .get(target)
         .query(&[
             ("signature", sig.as_str()),
             ("timestamp", &timestamp),
@@ -73,43 +152,32 @@ pub async fn handshake(
             ("echostr", &echostr),
         ])
         .send()
-        .await
-        .map_err(|e| {
-            Error::Invalid(format!(
-                "handshake failed: could not reach {url}: {}",
-                short_error(&e)
-            ))
-        })?;
-    let status = resp.status();
-    let body = resp.text().await.unwrap_or_default();
-    if !status.is_success() {
-        return Err(Error::Invalid(format!(
-            "handshake failed: {url} answered HTTP {}",
-            status.as_u16()
-        )));
-    }
-    if body.trim() != echostr {
-        return Err(Error::Invalid(format!(
-            "handshake failed: {url} did not echo echostr (check the token and the signature check)"
-        )));
-    }
-    Ok(())
-}
-
-fn short_error(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "connection refused or unreachable".into()
-    } else {
-        e.to_string()
-    }
+        .await;
+    let cause = match sent {
+        Err(e) => match failure(e) {
+            Failure::Refused(r) => return Err(Error::Invalid(r.message().to_owned())),
+            Failure::Network(detail) => detail,
+        },
+        Ok(resp) => {
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            if !status.is_success() {
+                format!("answered HTTP {}", status.as_u16())
+            } else if body.trim() != echostr {
+                format!("did not echo echostr ({} bytes back)", body.len())
+            } else {
+                return Ok(());
+            }
+        }
+    };
+    tracing::debug!(url = %shown_url(url), %cause, "push receiver check failed");
+    Err(Error::Invalid(HANDSHAKE_FAILED.to_owned()))
 }
 
 /// The receiver check of a push config: the AES key decodes for this appid and the
 /// receiver answers WeChat's GET handshake. The rule that a config is saved only after
 /// this passes is the platform's (`Platform::save_push_config`).
-pub struct HttpReceiverCheck<'a>(pub &'a reqwest::Client);
+pub struct HttpReceiverCheck<'a>(pub &'a PushClient);
 
 #[async_trait::async_trait]
 impl ReceiverCheck for HttpReceiverCheck<'_> {
@@ -233,25 +301,47 @@ pub fn build_request(
     })
 }
 
-/// Posts one event; Ok(status) when the receiver answered `success` or nothing.
+/// Posts one event; Ok(status) when the receiver answered `success` or nothing. The
+/// error is what the delivery log shows: a status and a generic outcome, never the
+/// reply's body or how a connection failed (that is logged at debug).
 pub async fn post(
-    http: &reqwest::Client,
+    client: &PushClient,
     url: &str,
     req: PushRequest,
 ) -> Result<u16, (Option<u16>, String)> {
-    let resp = http
-        .post(url)
+    let target = client
+        .target(url)
+        .map_err(|r| (None, r.message().to_owned()))?;
+    let sent = client
+        .http
+        .post(target)
         .query(&req.query)
         .header(reqwest::header::CONTENT_TYPE, req.content_type)
         .body(req.body)
         .send()
-        .await
-        .map_err(|e| (None, short_error(&e)))?;
+        .await;
+    let resp = match sent {
+        Ok(resp) => resp,
+        Err(e) => {
+            return Err(match failure(e) {
+                Failure::Refused(r) => (None, r.message().to_owned()),
+                Failure::Network(detail) => {
+                    tracing::debug!(url = %shown_url(url), cause = %detail, "push attempt failed");
+                    (None, "no answer from the receiver".to_owned())
+                }
+            });
+        }
+    };
     let status = resp.status().as_u16();
-    let body = resp
-        .text()
-        .await
-        .map_err(|e| (Some(status), short_error(&e)))?;
+    let body = match resp.text().await {
+        Ok(body) => body,
+        Err(e) => {
+            if let Failure::Network(detail) = failure(e) {
+                tracing::debug!(url = %shown_url(url), cause = %detail, "push reply unread");
+            }
+            return Err((Some(status), "the reply could not be read".to_owned()));
+        }
+    };
     let reply = body.trim();
     if !(200..300).contains(&status) {
         return Err((Some(status), format!("HTTP {status}")));
@@ -259,10 +349,10 @@ pub async fn post(
     if reply.is_empty() || reply == "success" {
         Ok(status)
     } else {
-        let shown: String = reply.chars().take(80).collect();
+        tracing::debug!(url = %shown_url(url), bytes = reply.len(), "push reply was not \"success\"");
         Err((
             Some(status),
-            format!("unexpected reply {shown:?} (want \"success\" or empty)"),
+            "unexpected reply (want \"success\" or empty)".to_owned(),
         ))
     }
 }

@@ -26,12 +26,30 @@ pub struct Settings {
     pub worker_tick: std::time::Duration,
     /// Device sessions get a ping this often; silent twice as long, they are closed.
     pub ping_interval: std::time::Duration,
+    /// Device sockets open at once, counted from the upgrade (before hello too).
     pub max_connections: usize,
+    /// A device socket that sends no hello within this long is closed.
+    pub hello_timeout: std::time::Duration,
     pub push: crate::push::PushSettings,
     /// `postgres://…` for the shared PostgreSQL store; None for the embedded SQLite.
     pub store: Option<String>,
     /// `nats://…` to share notices with other nodes; None for a single node.
     pub bus: Option<String>,
+    /// `POST /client/v1/users` a minute per client address, sustained; 0: no limit.
+    pub client_users_per_minute: u32,
+    /// … and how many of them may come at once.
+    pub client_users_burst: u32,
+    /// `POST /client/v1/login` a minute per client address, sustained; 0: no limit.
+    pub client_logins_per_minute: u32,
+    /// … and how many of them may come at once.
+    pub client_logins_burst: u32,
+    /// Wrong app secrets or admin tokens a minute per client address before it is shut
+    /// out for a minute (three times as many per appid); 0: no limit.
+    pub auth_failures_per_minute: u32,
+    /// How long finished messages, push logs and analytics are kept.
+    pub retention: tuisong_core::service::Retention,
+    /// How often the retention worker sweeps (expired login codes, then the rest).
+    pub retention_interval: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -46,9 +64,17 @@ impl Default for Settings {
             worker_tick: std::time::Duration::from_secs(1),
             ping_interval: std::time::Duration::from_secs(30),
             max_connections: 200_000,
+            hello_timeout: std::time::Duration::from_secs(10),
             push: crate::push::PushSettings::default(),
             store: None,
             bus: None,
+            client_users_per_minute: 30,
+            client_users_burst: 120,
+            client_logins_per_minute: 120,
+            client_logins_burst: 480,
+            auth_failures_per_minute: 10,
+            retention: tuisong_core::service::Retention::default(),
+            retention_interval: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -66,9 +92,17 @@ impl fmt::Debug for Settings {
             worker_tick,
             ping_interval,
             max_connections,
+            hello_timeout,
             push,
             store,
             bus,
+            client_users_per_minute,
+            client_users_burst,
+            client_logins_per_minute,
+            client_logins_burst,
+            auth_failures_per_minute,
+            retention,
+            retention_interval,
         } = self;
         f.debug_struct("Settings")
             .field("listen", listen)
@@ -81,9 +115,17 @@ impl fmt::Debug for Settings {
             .field("worker_tick", worker_tick)
             .field("ping_interval", ping_interval)
             .field("max_connections", max_connections)
+            .field("hello_timeout", hello_timeout)
             .field("push", push)
             .field("store", &store.as_deref().map(redact_url))
             .field("bus", &bus.as_deref().map(redact_url))
+            .field("client_users_per_minute", client_users_per_minute)
+            .field("client_users_burst", client_users_burst)
+            .field("client_logins_per_minute", client_logins_per_minute)
+            .field("client_logins_burst", client_logins_burst)
+            .field("auth_failures_per_minute", auth_failures_per_minute)
+            .field("retention", retention)
+            .field("retention_interval", retention_interval)
             .finish()
     }
 }
@@ -174,9 +216,20 @@ struct FileSettings {
     worker_tick_ms: Option<u64>,
     ping_interval_secs: Option<u64>,
     max_connections: Option<usize>,
+    hello_timeout_secs: Option<u64>,
     push_retry_hours: Option<u64>,
+    push_allow_private: Option<bool>,
     store: Option<String>,
     bus: Option<String>,
+    client_users_per_minute: Option<u64>,
+    client_users_burst: Option<u64>,
+    client_logins_per_minute: Option<u64>,
+    client_logins_burst: Option<u64>,
+    auth_failures_per_minute: Option<u64>,
+    retention_messages_days: Option<u64>,
+    retention_push_days: Option<u64>,
+    retention_stats_days: Option<u64>,
+    retention_interval_secs: Option<u64>,
 }
 
 /// Values given on the command line (highest precedence).
@@ -228,8 +281,12 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, SettingsError> {
     }
 }
 
-fn check_admin_token(key: &str, v: &str) -> Result<Secret, SettingsError> {
-    if v.len() < 16 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+/// The shortest admin token accepted from any source (file, env, settings, generated).
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
+/// An admin token is at least [`MIN_ADMIN_TOKEN_LEN`] characters without spaces.
+pub fn check_admin_token(key: &str, v: &str) -> Result<Secret, SettingsError> {
+    if v.len() < MIN_ADMIN_TOKEN_LEN || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(SettingsError::Value {
             key: key.into(),
             message: "must be at least 16 characters without spaces".into(),
@@ -294,6 +351,15 @@ impl Settings {
             if let Some(v) = f.max_connections {
                 s.max_connections = v;
             }
+            if let Some(v) = f.hello_timeout_secs {
+                if !(1..=300).contains(&v) {
+                    return Err(SettingsError::Value {
+                        key: "hello_timeout_secs".into(),
+                        message: "must be between 1 and 300".into(),
+                    });
+                }
+                s.hello_timeout = std::time::Duration::from_secs(v);
+            }
             if let Some(v) = f.store {
                 s.store = Some(parse_store("store", &v)?);
             }
@@ -309,6 +375,24 @@ impl Settings {
                 }
                 s.push.retry_horizon = std::time::Duration::from_secs(v * 3600);
             }
+            if let Some(v) = f.push_allow_private {
+                s.push.allow_private = v;
+            }
+            for (key, v) in [
+                ("client_users_per_minute", f.client_users_per_minute),
+                ("client_users_burst", f.client_users_burst),
+                ("client_logins_per_minute", f.client_logins_per_minute),
+                ("client_logins_burst", f.client_logins_burst),
+                ("auth_failures_per_minute", f.auth_failures_per_minute),
+                ("retention_messages_days", f.retention_messages_days),
+                ("retention_push_days", f.retention_push_days),
+                ("retention_stats_days", f.retention_stats_days),
+                ("retention_interval_secs", f.retention_interval_secs),
+            ] {
+                if let Some(v) = v {
+                    s.set_numeric(key, key, v)?;
+                }
+            }
         }
         for (k, v) in env {
             match k.as_str() {
@@ -319,6 +403,8 @@ impl Settings {
                 "TUISONG_SQLITE_FSYNC" => s.sqlite_fsync = parse_bool(&k, &v)?,
                 "TUISONG_STORE" => s.store = Some(parse_store(&k, &v)?),
                 "TUISONG_BUS" => s.bus = Some(parse_bus(&k, &v)?),
+                "TUISONG_PUSH_ALLOW_PRIVATE" => s.push.allow_private = parse_bool(&k, &v)?,
+                _ if NUMERIC_KEYS.iter().any(|n| n.1 == k) => s.set_numeric_env(&k, &v)?,
                 _ => {}
             }
         }
@@ -335,6 +421,69 @@ impl Settings {
             s.bus = Some(parse_bus("--bus", v)?);
         }
         Ok(s)
+    }
+}
+
+/// The rate-limit and retention keys: (file key, environment variable, allowed range).
+#[rustfmt::skip]
+const NUMERIC_KEYS: [(&str, &str, u64, u64); 9] = [
+    ("client_users_per_minute", "TUISONG_CLIENT_USERS_PER_MINUTE", 0, 1_000_000),
+    ("client_users_burst", "TUISONG_CLIENT_USERS_BURST", 1, 1_000_000),
+    ("client_logins_per_minute", "TUISONG_CLIENT_LOGINS_PER_MINUTE", 0, 1_000_000),
+    ("client_logins_burst", "TUISONG_CLIENT_LOGINS_BURST", 1, 1_000_000),
+    ("auth_failures_per_minute", "TUISONG_AUTH_FAILURES_PER_MINUTE", 0, 1_000_000),
+    ("retention_messages_days", "TUISONG_RETENTION_MESSAGES_DAYS", 0, 36_500),
+    ("retention_push_days", "TUISONG_RETENTION_PUSH_DAYS", 0, 36_500),
+    ("retention_stats_days", "TUISONG_RETENTION_STATS_DAYS", 0, 36_500),
+    ("retention_interval_secs", "TUISONG_RETENTION_INTERVAL_SECS", 1, 86_400),
+];
+
+impl Settings {
+    /// Sets the numeric key `key` (a file key of [`NUMERIC_KEYS`]) to `v`, or refuses a
+    /// value out of its range, naming it `shown` (the file key or the variable).
+    fn set_numeric(&mut self, key: &str, shown: &str, v: u64) -> Result<(), SettingsError> {
+        let Some(&(_, _, min, max)) = NUMERIC_KEYS.iter().find(|k| k.0 == key) else {
+            return Err(SettingsError::Value {
+                key: shown.into(),
+                message: "unknown setting".into(),
+            });
+        };
+        if !(min..=max).contains(&v) {
+            let zero = if min == 0 { " (0 turns it off)" } else { "" };
+            return Err(SettingsError::Value {
+                key: shown.into(),
+                message: format!("must be between {min} and {max}{zero}"),
+            });
+        }
+        // In range, so each fits its field.
+        let n = v as u32;
+        match key {
+            "client_users_per_minute" => self.client_users_per_minute = n,
+            "client_users_burst" => self.client_users_burst = n,
+            "client_logins_per_minute" => self.client_logins_per_minute = n,
+            "client_logins_burst" => self.client_logins_burst = n,
+            "auth_failures_per_minute" => self.auth_failures_per_minute = n,
+            "retention_messages_days" => self.retention.messages_days = n,
+            "retention_push_days" => self.retention.push_days = n,
+            "retention_stats_days" => self.retention.stats_days = n,
+            _ => self.retention_interval = std::time::Duration::from_secs(v),
+        }
+        Ok(())
+    }
+
+    /// One of the variables of [`NUMERIC_KEYS`].
+    fn set_numeric_env(&mut self, var: &str, v: &str) -> Result<(), SettingsError> {
+        let Some(&(key, ..)) = NUMERIC_KEYS.iter().find(|k| k.1 == var) else {
+            return Err(SettingsError::Value {
+                key: var.into(),
+                message: "unknown setting".into(),
+            });
+        };
+        let n = v.trim().parse::<u64>().map_err(|_| SettingsError::Value {
+            key: var.into(),
+            message: format!("{v:?} is not a whole number"),
+        })?;
+        self.set_numeric(key, var, n)
     }
 }
 
@@ -403,6 +552,41 @@ mod tests {
         let f = file("listen = \"127.0.0.1:9000\"\nlisten_port = 3\n");
         let e = Settings::load(Some(f.path()), vec![], &Overrides::default()).expect_err("refused");
         assert!(e.to_string().contains("listen_port"), "{e}");
+    }
+
+    #[test]
+    fn limits_and_retention_come_from_the_file_and_the_env_and_bad_values_name_their_key() {
+        let f = file("retention_messages_days = 30\nclient_logins_per_minute = 0\n");
+        let env = vec![
+            ("TUISONG_RETENTION_PUSH_DAYS".to_string(), "3".to_string()),
+            (
+                "TUISONG_RETENTION_INTERVAL_SECS".to_string(),
+                "5".to_string(),
+            ),
+        ];
+        let s = Settings::load(Some(f.path()), env, &Overrides::default()).expect("loads");
+        assert_eq!(s.retention.messages_days, 30);
+        assert_eq!(s.retention.push_days, 3);
+        assert_eq!(s.retention.stats_days, 400);
+        assert_eq!(s.client_logins_per_minute, 0);
+        assert_eq!((s.client_users_per_minute, s.client_users_burst), (30, 120));
+        assert_eq!(s.retention_interval, std::time::Duration::from_secs(5));
+        for (var, value) in [
+            ("TUISONG_RETENTION_STATS_DAYS", "40000"),
+            ("TUISONG_RETENTION_INTERVAL_SECS", "0"),
+            ("TUISONG_CLIENT_USERS_PER_MINUTE", "many"),
+        ] {
+            let e = Settings::load(
+                None,
+                vec![(var.to_string(), value.to_string())],
+                &Overrides::default(),
+            )
+            .expect_err("refused");
+            assert!(e.to_string().starts_with(var), "{e}");
+        }
+        let f = file("retention_push_days = 99999\n");
+        let e = Settings::load(Some(f.path()), vec![], &Overrides::default()).expect_err("refused");
+        assert!(e.to_string().starts_with("retention_push_days"), "{e}");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! or a worker module.
 
 use crate::gateway::{GatewayState, Hub};
+use crate::limit::KeyedLimiter;
 use axum::extract::FromRef;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use tokio::sync::watch;
@@ -22,9 +24,30 @@ pub struct AppState {
     /// Turns true when the server stops; device sessions and workers end.
     pub shutdown: watch::Receiver<bool>,
     /// Client for the apps' receiving servers (message push).
-    pub push_http: reqwest::Client,
+    pub push_http: crate::push::PushClient,
     /// How often each background worker was restarted after a failure.
     pub worker_restarts: Arc<WorkerRestarts>,
+    /// Per client address limits of the device API's unauthenticated and login calls.
+    pub client_limits: Arc<ClientLimits>,
+}
+
+/// Rate limits keyed by the client's address (`crate::edge::limit::ClientIp`).
+pub struct ClientLimits {
+    /// `POST /client/v1/users` (needs no credentials).
+    pub users: KeyedLimiter<IpAddr>,
+    /// `POST /client/v1/login` (each call writes a login code).
+    pub logins: KeyedLimiter<IpAddr>,
+    /// Wrong app secrets and admin tokens, per address and per appid.
+    pub credentials: crate::guard::CredentialGuard,
+}
+
+impl ClientLimits {
+    /// Forgets the addresses that are back to a full allowance.
+    pub fn retain_recent(&self) {
+        self.users.retain_recent();
+        self.logins.retain_recent();
+        self.credentials.retain_recent();
+    }
 }
 
 /// Restarts of each background worker (`crate::workers`) since the node started.
@@ -34,6 +57,8 @@ pub struct WorkerRestarts {
     pub due: Arc<AtomicU64>,
     /// The message-push delivery loop.
     pub push: Arc<AtomicU64>,
+    /// The retention sweeps.
+    pub retention: Arc<AtomicU64>,
 }
 
 /// The device gateway's share of the state (`/client/v1/ws`).

@@ -370,16 +370,17 @@ pub(crate) async fn stop<S: Steps>(
     Ok(StopOutcome::TooLate(status))
 }
 
-/// A device acknowledged a message of its user. True when this made it `delivered`.
+/// A device acknowledged a message of its user: true when this made it `delivered`;
+/// None, changing nothing, when the message is not the user's (or unknown).
 pub(crate) async fn ack<S: Steps>(
     s: &mut S,
     user_id: &str,
     msgid: i64,
     device: &str,
     now: Millis,
-) -> Result<bool, S::Error> {
+) -> Result<Option<bool>, S::Error> {
     if !s.owns(user_id, true, msgid).await? {
-        return Ok(false);
+        return Ok(None);
     }
     if s.record_delivery(msgid, device, now).await? {
         s.event(msgid, now, "delivered", Some(device), None).await?;
@@ -392,7 +393,7 @@ pub(crate) async fn ack<S: Steps>(
         let extra = [("Device", device.to_owned())];
         extension_event(s, msgid, "tuisong_msg_delivered", &extra, now).await?;
     }
-    Ok(first)
+    Ok(Some(first))
 }
 
 /// The user tapped a card: the timeline, the push event, the counter, `opened_at`.

@@ -37,7 +37,11 @@ enum Cmd {
         data_dir: Option<PathBuf>,
         /// TOML config file (keys: listen, data_dir, admin_token, demo_app, sqlite_fsync,
         /// token_daily_limit, worker_tick_ms, ping_interval_secs, max_connections,
-        /// push_retry_hours, store, bus)
+        /// hello_timeout_secs, push_retry_hours, push_allow_private, store, bus,
+        /// client_users_per_minute, client_users_burst, client_logins_per_minute,
+        /// client_logins_burst, auth_failures_per_minute,
+        /// retention_messages_days, retention_push_days, retention_stats_days,
+        /// retention_interval_secs; docs/SECURITY.md)
         #[arg(long)]
         config: Option<PathBuf>,
         /// Shared store for several nodes, postgres://… [env: TUISONG_STORE]

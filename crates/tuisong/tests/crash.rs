@@ -264,3 +264,118 @@ async fn a_sigkill_during_sends_loses_no_answered_send_and_duplicates_nothing() 
         got.len()
     );
 }
+
+/// The one-time grants of `openid` for `id` left in the ledger (`GET /v1/consents`).
+async fn remaining(api: &Api, token: &str, openid: &str, id: &str) -> u64 {
+    let r = api
+        .http
+        .get(api.url(&format!("/v1/consents/{openid}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("ledger");
+    let v: Value = r.json().await.expect("json");
+    v["templates"]
+        .as_array()
+        .expect("templates")
+        .iter()
+        .find(|t| t["template_id"] == id)
+        .and_then(|t| t["remaining"].as_u64())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkill_during_sends_on_one_time_grants_conserves_every_grant() {
+    // granted = consumed + remaining, with consumed = the messages stored, after a kill
+    // that lands while sends are taking grants.
+    const GRANTS: usize = 120;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = Server::start(dir.path(), "127.0.0.1:0").await;
+    let demo = server.demo().await;
+    let api = Api::new(&server.base, &demo);
+    let (id, _) = demo.of_type(2);
+    let (device_token, openid) = api.device_user("u").await;
+    for _ in 0..GRANTS {
+        api.accept(&device_token, &id).await;
+    }
+    let token = api.token().await;
+    let (status, v) = api
+        .put(
+            "/v1/policy",
+            &token,
+            json!({"per_user": null, "per_user_template": null}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(remaining(&api, &token, &openid, &id).await, GRANTS as u64);
+    let data = api.example_data(&token, &id).await;
+    let body = json!({"touser": openid, "template_id": id, "data": data});
+    let url = api.send_url(&token);
+    let answered = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (http, url, body, answered) = (
+                api.http.clone(),
+                url.clone(),
+                body.clone(),
+                answered.clone(),
+            );
+            tokio::spawn(async move {
+                let mut acked = Vec::new();
+                loop {
+                    let Ok(resp) = http.post(&url).json(&body).send().await else {
+                        break;
+                    };
+                    let Ok(v) = resp.json::<Value>().await else {
+                        break;
+                    };
+                    match v["errcode"].as_i64() {
+                        Some(0) => acked.push(v["msgid"].as_u64().expect("msgid")),
+                        // The grants ran out before the kill: nothing more to take.
+                        Some(43101) => break,
+                        _ => panic!("unexpected answer {v}"),
+                    }
+                    answered.fetch_add(1, Ordering::SeqCst);
+                }
+                acked
+            })
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while answered.load(Ordering::SeqCst) < GRANTS / 2 {
+        assert!(tokio::time::Instant::now() < deadline, "sends are answered");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    server.proc.kill();
+    let mut acked = Vec::new();
+    for w in workers {
+        acked.extend(
+            tokio::time::timeout(Duration::from_secs(30), w)
+                .await
+                .expect("a worker stops")
+                .expect("worker"),
+        );
+    }
+    let server = Server::start(dir.path(), "127.0.0.1:0").await;
+    let api = Api::new(&server.base, &demo);
+    let token = api.token().await;
+    let left = remaining(&api, &token, &openid, &id).await;
+    let consumed = GRANTS.saturating_sub(left as usize);
+    let got = read_inbox(&server.base, &device_token, consumed).await;
+    assert_gap_free_and_once(&got);
+    let delivered: HashSet<u64> = got.iter().map(|g| g.1).collect();
+    assert!(
+        acked.iter().all(|m| delivered.contains(m)),
+        "every answered send is stored"
+    );
+    eprintln!(
+        "{} answered before the kill, {} stored, {left} grants left",
+        acked.len(),
+        got.len()
+    );
+    assert_eq!(
+        got.len() + left as usize,
+        GRANTS,
+        "granted = consumed (messages stored) + remaining"
+    );
+}

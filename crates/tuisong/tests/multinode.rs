@@ -64,7 +64,11 @@ async fn two_nodes(pg: &str, nats: &str) -> Nodes {
         da.path(),
         "127.0.0.1:0",
         &flags,
-        &[("TUISONG_ADMIN_TOKEN", ADMIN)],
+        &[
+            ("TUISONG_ADMIN_TOKEN", ADMIN),
+            // The push receiver of the test listens on 127.0.0.1.
+            ("TUISONG_PUSH_ALLOW_PRIVATE", "true"),
+        ],
     )
     .await;
     let demo = a.demo().await;
@@ -75,6 +79,7 @@ async fn two_nodes(pg: &str, nats: &str) -> Nodes {
         &[
             ("TUISONG_ADMIN_TOKEN", ADMIN),
             ("TUISONG_DEMO_APP", "false"),
+            ("TUISONG_PUSH_ALLOW_PRIVATE", "true"),
         ],
     )
     .await;

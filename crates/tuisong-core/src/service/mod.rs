@@ -15,6 +15,7 @@
 //! | `delivery.rs` | inboxes, acks, opens |
 //! | `push.rs` | message push config (checked by the edge's [`ReceiverCheck`]) and its outbox |
 //! | `stats.rs` | refusal counting and the stats report |
+//! | `retention.rs` | how long records are kept; the bounded sweep batches |
 //!
 //! `Platform` is one façade over these files so that a handler is one call; each cache
 //! sits in the file of its aggregate and is changed only there. Hot-path state (access
@@ -26,6 +27,7 @@ mod consent;
 mod delivery;
 mod messages;
 mod push;
+mod retention;
 mod rules;
 mod send;
 mod stats;
@@ -35,7 +37,8 @@ mod tokens;
 pub use apps::Session;
 pub use consent::{LedgerEntry, SubscriptionSettings};
 pub use push::ReceiverCheck;
-pub use send::{RawSend, SendPlan, SendReceipt, SendRequest, plan_send};
+pub use retention::Retention;
+pub use send::{ExtraKeys, RawSend, SendPlan, SendReceipt, SendRequest, plan_send};
 pub use tokens::IssuedToken;
 
 use crate::clock::{Clock, Millis};

@@ -6,7 +6,7 @@
 use super::Platform;
 use crate::error::{Error, Result};
 use crate::ids::AppId;
-use crate::push::{OutboxItem, PushAttempt, PushConfig};
+use crate::push::{ClaimLimits, OutboxItem, PushAttempt, PushConfig};
 use crate::store::App;
 use async_trait::async_trait;
 
@@ -61,10 +61,11 @@ impl Platform {
         Ok(self.store.push_attempts(appid, limit.clamp(1, 500)).await?)
     }
 
-    /// Claims due outbox events (the oldest pending one per user), leased for `lease_ms`.
-    pub async fn claim_push(&self, lease_ms: i64, limit: usize) -> Result<Vec<OutboxItem>> {
+    /// Claims due outbox events (the oldest pending one per user), leased for `lease_ms`,
+    /// shared fairly between apps within `limits`.
+    pub async fn claim_push(&self, lease_ms: i64, limits: &ClaimLimits) -> Result<Vec<OutboxItem>> {
         let now = self.now();
-        Ok(self.store.claim_push(now, now + lease_ms, limit).await?)
+        Ok(self.store.claim_push(now, now + lease_ms, limits).await?)
     }
 
     /// Where an app's events go: its config (None once removed) and the app itself.

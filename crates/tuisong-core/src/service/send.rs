@@ -42,6 +42,18 @@ pub struct RawSend {
     pub send_at: Option<Millis>,
     /// Undelivered this long after its send time → expired, grant refunded.
     pub ttl_seconds: Option<u64>,
+    /// What happens to `data` keys the template lacks (see [`ExtraKeys`]).
+    pub extra_keys: ExtraKeys,
+}
+
+/// `data` keys the template does not have. WeChat ignores them, so its dialect does too
+/// (and stores only the template's keys); the native API refuses them, naming the key —
+/// a misspelt `thing01` is a bug the caller wants to hear about.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExtraKeys {
+    #[default]
+    Ignore,
+    Refuse,
 }
 
 /// A send whose every value is parsed. `data` stays a map of strings: its rules depend
@@ -58,6 +70,7 @@ pub struct SendRequest {
     pub urgent: bool,
     pub send_at: Option<Millis>,
     pub ttl: Option<Ttl>,
+    pub extra_keys: ExtraKeys,
 }
 
 /// What a send stores: the plan is the message with its holds, expiry and caps.
@@ -123,6 +136,7 @@ impl RawSend {
             urgent: self.urgent,
             send_at: self.send_at,
             ttl,
+            extra_keys: self.extra_keys,
         })
     }
 }
@@ -138,6 +152,19 @@ pub fn plan_send(
     user_quiet: Option<&QuietHours>,
     now: Millis,
 ) -> Result<SendPlan> {
+    let mut req = req;
+    let known = |key: &str| template.keywords.iter().any(|k| k.key() == key);
+    if req.extra_keys == ExtraKeys::Refuse {
+        if let Some(extra) = req.data.keys().find(|key| !known(key)) {
+            let keys: Vec<String> = template.keywords.iter().map(|k| k.key()).collect();
+            return Err(Error::Invalid(format!(
+                "data.{extra}: the template has no such keyword (its keywords: {})",
+                keys.join(", ")
+            )));
+        }
+    }
+    // Only the template's keys are kept: a send cannot store thousands of unused keys.
+    req.data.retain(|key, _| known(key));
     let rows = template.render(&req.data)?;
     let send_at = match req.send_at {
         Some(t) if t > now + MAX_AHEAD_SECS as i64 * SECOND => {
@@ -379,6 +406,32 @@ mod tests {
             plan(&t, r, &Policy::default(), None),
             Err(Error::Template(TemplateError::DataInvalid { .. }))
         ));
+    }
+
+    #[test]
+    fn keys_the_template_lacks_are_dropped_in_wechats_dialect_and_refused_in_the_native_one() {
+        let t = template();
+        let mut r = raw(&t);
+        for i in 0..1000 {
+            r.data.insert(format!("thing{}", 100 + i), "x".repeat(20));
+        }
+        let plan_ = plan(&t, r.clone(), &Policy::default(), None).expect("WeChat ignores them");
+        assert_eq!(
+            plan_.data,
+            example_data(&t),
+            "only the template's keys are stored"
+        );
+        r.extra_keys = ExtraKeys::Refuse;
+        match plan(&t, r, &Policy::default(), None) {
+            Err(Error::Invalid(m)) => {
+                assert!(m.starts_with("data.thing100: "), "{m}");
+                assert!(
+                    m.contains(&t.keywords[0].key()),
+                    "names the template's keys: {m}"
+                );
+            }
+            other => panic!("refused in /v1, got {other:?}"),
+        }
     }
 
     #[test]

@@ -105,8 +105,10 @@ impl Platform {
     /// `deltemplate`.
     pub async fn delete_template(&self, appid: &AppId, pri_tmpl_id: &str) -> Result<()> {
         let id = TemplateId::parse(pri_tmpl_id).ok_or(Error::PriTmplIdInvalid)?;
-        self.templates.map.write().remove(&id);
+        // Evicted only once the store has said the template was this app's: another app's
+        // call must not touch the cache of a template it does not own.
         if self.store.delete_template(appid, &id).await? {
+            self.templates.map.write().remove(&id);
             self.changed(CacheChange::TemplateDeleted { id });
             Ok(())
         } else {

@@ -7,7 +7,7 @@ use crate::clock::Millis;
 use crate::consent::{ConsentState, PromptEffect};
 use crate::ids::{AppId, MsgId, OpenId, Secret, TemplateId, UserId};
 use crate::policy::{Policy, QuietHours};
-use crate::push::{OutboxItem, PushAttempt, PushConfig, PushEvent};
+use crate::push::{ClaimLimits, OutboxItem, PushAttempt, PushConfig, PushEvent};
 use crate::template::PrivateTemplate;
 use async_trait::async_trait;
 
@@ -74,6 +74,9 @@ pub trait UserStore: Send + Sync + 'static {
         openid: &OpenId,
         on: bool,
     ) -> Result<(), StoreError>;
+    /// Inserts a new code. A user keeps at most [`MAX_OPEN_LOGIN_CODES`] unused codes per
+    /// app: inserting one more deletes the oldest unused ones of that (app, openid). Expired
+    /// codes of other users are not touched here; `RetentionStore::sweep` removes them.
     async fn insert_login_code(&self, code: &LoginCode) -> Result<(), StoreError>;
 
     /// Marks the code used if it is valid and was made for `appid`; says why not
@@ -186,14 +189,16 @@ pub trait DeliveryStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<InboxEntry>, StoreError>;
 
-    /// A device acknowledged a message of its user. True when this made it `delivered`.
+    /// A device acknowledged a message of its user: `Some(true)` when this made it
+    /// `delivered`, `Some(false)` when it already was, None (nothing changed) when the
+    /// message is unknown or another user's.
     async fn ack(
         &self,
         user_id: &UserId,
         msgid: MsgId,
         device: &str,
         now: Millis,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Option<bool>, StoreError>;
 
     /// The user tapped a card; returns the message (for its page) if it is the user's.
     async fn open(
@@ -237,12 +242,15 @@ pub trait PushStore: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Claims due outbox rows, at most one per (app, openid) and only the oldest pending
-    /// one of each (per-user order), leasing them until `lease_until`.
+    /// one of each (per-user order), leasing them until `lease_until`. Within `limits`:
+    /// apps take turns (each app's oldest due row, then each app's second, …), and no app
+    /// gets more than its `per_app` share less what it has in flight. The rows come back
+    /// in that order.
     async fn claim_push(
         &self,
         now: Millis,
         lease_until: Millis,
-        limit: usize,
+        limits: &ClaimLimits,
     ) -> Result<Vec<OutboxItem>, StoreError>;
 
     /// Records an attempt; `next` None with `attempt.ok` ends the row delivered, None
@@ -282,6 +290,66 @@ pub trait StatsStore: Send + Sync + 'static {
     ) -> Result<Vec<StatRow>, StoreError>;
 }
 
+/// Unused login codes one user may hold in one app; a new `wx.login` beyond this replaces
+/// the oldest (a device that logs in again and again never locks itself out, and a
+/// flooder's codes cannot pile up).
+pub const MAX_OPEN_LOGIN_CODES: usize = 5;
+
+/// What one retention sweep removes; each is swept by its own age rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Sweep {
+    /// Login codes that expired at or before the cutoff.
+    LoginCodes,
+    /// Finished messages (delivered, recalled, cancelled, expired) created and last changed
+    /// before the cutoff, with their timeline, deliveries and inbox entries. A message
+    /// that is still scheduled, held or accepted (deliverable) is never removed.
+    Messages,
+    /// Message-push outbox rows that were delivered or given up, queued before the cutoff.
+    PushOutbox,
+    /// Message-push attempt log rows made before the cutoff.
+    PushAttempts,
+    /// Analytics counters of hours that began before the cutoff.
+    Stats,
+    /// Quota counters whose window began before the cutoff (a new window resets them).
+    Counters,
+}
+
+impl Sweep {
+    pub const ALL: [Sweep; 6] = [
+        Sweep::LoginCodes,
+        Sweep::Messages,
+        Sweep::PushOutbox,
+        Sweep::PushAttempts,
+        Sweep::Stats,
+        Sweep::Counters,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sweep::LoginCodes => "login_codes",
+            Sweep::Messages => "messages",
+            Sweep::PushOutbox => "push_outbox",
+            Sweep::PushAttempts => "push_attempts",
+            Sweep::Stats => "stats",
+            Sweep::Counters => "counters",
+        }
+    }
+}
+
+/// Retention: bounded deletes of what has outlived its use. Never the consent ledger,
+/// users, subscribers, apps, templates or a message that may still be delivered.
+#[async_trait]
+pub trait RetentionStore: Send + Sync + 'static {
+    /// Deletes at most `limit` rows of `what` older than `cutoff` (for `Messages`: at most
+    /// `limit` messages, each with its dependent rows), in one short write, and returns
+    /// how many it deleted (messages for `Messages`). Fewer than `limit`: nothing is left.
+    async fn sweep(&self, what: Sweep, cutoff: Millis, limit: usize) -> Result<u64, StoreError>;
+
+    /// Gives the space of swept rows back where the backend needs it: on SQLite a
+    /// checkpoint that truncates the WAL; on PostgreSQL nothing (autovacuum does it).
+    async fn compact(&self) -> Result<(), StoreError>;
+}
+
 /// Declares `Store` as the sum of the sub-traits, with the blanket impl, from one list.
 macro_rules! store_is {
     ($($part:ident),+) => {
@@ -303,5 +371,6 @@ store_is!(
     DeliveryStore,
     PolicyStore,
     PushStore,
-    StatsStore
+    StatsStore,
+    RetentionStore
 );

@@ -22,6 +22,11 @@ pub use records::*;
 pub enum StoreError {
     #[error("store backend error: {0}")]
     Backend(String),
+    /// The store cannot be reached right now (its connection died, it is restarting, or
+    /// reconnects are backing off); the request changed nothing or its outcome is
+    /// unknown, and the caller may retry. The text is for the log, never for a caller.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     #[error("store is shut down")]
     Closed,
     #[error("stored data is malformed: {0}")]

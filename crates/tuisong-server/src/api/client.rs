@@ -3,6 +3,7 @@
 //! page). Authenticated by the device token (`Authorization: Bearer dt_…`). Documented
 //! in docs/PROTOCOL.md.
 
+use crate::edge::limit::ClientIp;
 use crate::edge::{
     ApiError, ApiResult, DeviceUser, bool_field, decisions_field, json_object, msgid_of,
     opt_bool_field, query_str, query_uint, required_str,
@@ -54,8 +55,17 @@ fn appid_field(b: &Map<String, Value>) -> Result<String, Error> {
     }
 }
 
-async fn create_user(State(state): State<AppState>, body: Bytes) -> ApiResult {
-    let b = json_object(&body)?;
+/// `POST /client/v1/users`: needs no credentials, so it is limited per client address
+/// before anything is read or written.
+async fn create_user(State(state): State<AppState>, ip: ClientIp, body: Bytes) -> Response {
+    if let Err(wait) = state.client_limits.users.check(&ip.0) {
+        return wait.into_response();
+    }
+    register(&state, &body).await.into_response()
+}
+
+async fn register(state: &AppState, body: &Bytes) -> ApiResult {
+    let b = json_object(body)?;
     let nickname = required_str(&b, "nickname")?;
     let (user, token) = state.platform.register_user(&nickname).await?;
     Ok(Json(
@@ -91,9 +101,20 @@ impl FromRequest<AppState> for ForApp {
     }
 }
 
-async fn login(State(state): State<AppState>, call: ForApp) -> ApiResult {
-    let (code, _) = state.platform.login_code(&call.user, &call.appid).await?;
-    Ok(Json(json!({"code": code, "errMsg": "login:ok"})))
+/// `POST /client/v1/login` (`wx.login`): limited per client address before the device
+/// token is even checked; the store bounds each user's unused codes.
+async fn login(State(state): State<AppState>, ip: ClientIp, req: Request) -> Response {
+    if let Err(wait) = state.client_limits.logins.check(&ip.0) {
+        return wait.into_response();
+    }
+    let call = match ForApp::from_request(req, &state).await {
+        Ok(call) => call,
+        Err(refused) => return refused,
+    };
+    match state.platform.login_code(&call.user, &call.appid).await {
+        Ok((code, _)) => Json(json!({"code": code, "errMsg": "login:ok"})).into_response(),
+        Err(e) => ApiError(e).into_response(),
+    }
 }
 
 fn prompt_request(b: &Map<String, Value>) -> Result<PromptRequest, Error> {
@@ -301,17 +322,34 @@ pub(super) struct WsQuery {
     token: Option<String>,
 }
 
+/// Seconds a device refused for a full node is told to wait (`Retry-After`).
+const WS_RETRY_AFTER_SECS: u32 = 5;
+
 /// `GET /client/v1/ws`: authenticated by the device token (`Authorization: Bearer` or,
 /// for browsers that cannot set headers on a WebSocket, `?token=`). The HTTP adapter
-/// over `gateway::accept`; refusals get the native dialect's error body.
+/// over `gateway::accept`; refusals get the native dialect's error body: 401 for the
+/// token, 503 `too_many_connections` with `Retry-After` when the node is full.
 pub(super) async fn websocket(
     State(gw): State<crate::gateway::GatewayState>,
     headers: HeaderMap,
     Query(q): Query<WsQuery>,
     ws: axum::extract::ws::WebSocketUpgrade,
 ) -> Response {
+    use crate::gateway::Refusal;
+    use axum::http::{StatusCode, header};
     let token = crate::edge::bearer(&headers).map(str::to_owned).or(q.token);
-    crate::gateway::accept(gw, token.as_deref(), ws)
-        .await
-        .unwrap_or_else(|e| ApiError(e).into_response())
+    match crate::gateway::accept(gw, token.as_deref(), ws).await {
+        Ok(upgraded) => upgraded,
+        Err(Refusal::Denied(e)) => ApiError(e).into_response(),
+        Err(Refusal::Full) => {
+            let mut r = crate::edge::api_fixed(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_connections",
+                "this node has all the device connections it takes; retry later",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, WS_RETRY_AFTER_SECS.into());
+            r
+        }
+    }
 }

@@ -4,7 +4,7 @@
 //! the extractor that says which app is meant; everything else is the same.
 
 use crate::edge::{AdminApp, ApiResult, BearerApp, bool_field, json_object, string_field};
-use crate::push::HttpReceiverCheck;
+use crate::push::{HttpReceiverCheck, shown_url};
 use crate::state::AppState;
 use axum::Json;
 use axum::Router;
@@ -74,10 +74,11 @@ pub fn parse_config(b: &Map<String, Value>) -> Result<PushConfig, Error> {
     })
 }
 
-/// A config as it is shown: the token and the AES key masked.
+/// A config as it is shown: the token and the AES key masked, and a user name or
+/// password in the URL (refused since, but possibly stored before) replaced.
 pub fn config_json(c: &PushConfig) -> Value {
     json!({
-        "url": c.url,
+        "url": shown_url(&c.url),
         "token": mask(c.token.expose()),
         "encoding_aes_key": c.encoding_aes_key.as_ref().map(|k| mask(k.expose())),
         "format": c.format,
@@ -122,13 +123,72 @@ async fn deliveries<A: AppOfCall>(
             .map_err(|_| Error::Invalid("limit must be a positive integer".into()))?
             .clamp(1, 500),
     };
-    let attempts = state.platform.push_attempts(app.appid(), limit).await?;
+    let mut attempts = state.platform.push_attempts(app.appid(), limit).await?;
+    for a in &mut attempts {
+        if let Some(e) = &mut a.error {
+            *e = shown_error(e);
+        }
+    }
     Ok(Json(json!({"attempts": attempts})))
+}
+
+/// An attempt's error as the log shows it. Attempts recorded by older versions quoted the
+/// reply's first bytes or named the network failure; those are shown generically.
+fn shown_error(e: &str) -> String {
+    if e.starts_with("unexpected reply") {
+        "unexpected reply (want \"success\" or empty)".to_owned()
+    } else if e.starts_with("timed out")
+        || e.starts_with("connection refused")
+        || e.starts_with("error sending request")
+    {
+        "no answer from the receiver".to_owned()
+    } else {
+        e.to_owned()
+    }
 }
 
 /// Runs the handshake against the saved config (the console's "test" button).
 async fn test<A: AppOfCall>(State(state): State<AppState>, app: A) -> ApiResult {
     let check = HttpReceiverCheck(&state.push_http);
     let cfg = state.platform.test_push_config(app.appid(), &check).await?;
-    Ok(Json(json!({"ok": true, "url": cfg.url})))
+    Ok(Json(json!({"ok": true, "url": shown_url(&cfg.url)})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_url_with_a_password_is_shown_masked() {
+        let cfg = PushConfig {
+            url: "http://user:hunter2@example.com/wx".into(),
+            token: Secret::new("Token123"),
+            encoding_aes_key: None,
+            format: PushFormat::Json,
+            mode: PushMode::Plaintext,
+            extension_events: false,
+            updated_at: 0,
+        };
+        let shown = config_json(&cfg).to_string();
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("user:"),
+            "{shown}"
+        );
+        assert!(shown.contains("example.com/wx"), "{shown}");
+    }
+
+    #[test]
+    fn old_attempt_errors_do_not_quote_replies_or_network_failures() {
+        assert_eq!(
+            shown_error(
+                "unexpected reply \"internal: db at 10.0.0.5\" (want \"success\" or empty)"
+            ),
+            "unexpected reply (want \"success\" or empty)"
+        );
+        assert_eq!(
+            shown_error("connection refused or unreachable"),
+            "no answer from the receiver"
+        );
+        assert_eq!(shown_error("HTTP 500"), "HTTP 500");
+    }
 }

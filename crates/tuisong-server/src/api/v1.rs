@@ -41,6 +41,7 @@ async fn send(
 ) -> ApiResult {
     let b = json_object(&body)?;
     let mut req = send_request(&b)?;
+    req.extra_keys = tuisong_core::service::ExtraKeys::Refuse;
     req.idempotency_key = opt_str(&b, "idempotency_key");
     req.urgent = bool_field(&b, "urgent")?;
     req.ttl_seconds = uint_field(&b, "ttl_seconds")?;

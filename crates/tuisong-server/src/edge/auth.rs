@@ -71,9 +71,23 @@ pub struct Admin;
 
 // TODO(core): who the operator is (the admin token and its comparison) is decided here,
 // at the edge, while apps and devices are authenticated by `Platform`.
-fn check_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let given = bearer(headers).unwrap_or("").as_bytes();
+fn check_admin(state: &AppState, parts: &Parts) -> Result<(), ApiError> {
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let ip = super::limit::ClientIp::of(peer).0;
+    let guard = &state.client_limits.credentials;
+    if guard.admit(ip, None).is_err() {
+        return Err(Error::MinuteQuota.into());
+    }
+    let given = bearer(&parts.headers).unwrap_or("").as_bytes();
     let want = state.admin_token.expose().as_bytes();
+    // The start refuses a short token; this guards the rule where it matters, so that an
+    // empty token can never turn a request without credentials into the operator.
+    if want.len() < crate::settings::MIN_ADMIN_TOKEN_LEN {
+        return Err(Error::Unauthorized.into());
+    }
     // Constant time: the comparison does not stop at the first differing byte.
     let same = given.len() == want.len()
         && given
@@ -84,6 +98,10 @@ fn check_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if same {
         Ok(())
     } else {
+        // A call with no credentials at all is a mistake, not a guess.
+        if !given.is_empty() {
+            guard.failed(ip, None, "admin token");
+        }
         Err(Error::Unauthorized.into())
     }
 }
@@ -92,7 +110,7 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        check_admin(state, &parts.headers)?;
+        check_admin(state, parts)?;
         Ok(Admin)
     }
 }
@@ -107,7 +125,7 @@ impl FromRequestParts<AppState> for AdminApp {
         let Path(appid) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        check_admin(state, &parts.headers).map_err(IntoResponse::into_response)?;
+        check_admin(state, parts).map_err(IntoResponse::into_response)?;
         // TODO(core): a second service call — the app must exist before its push
         // config is touched; `Platform`'s push-config functions could check it.
         let app = state

@@ -7,13 +7,16 @@
 //! - `send`: the send body both dialects read alike;
 //! - `error`: one error mapping per dialect (WeChat `errcode` at HTTP 200 with ` rid:`;
 //!   native `{"error": {"code", "message"}}` with a proper status);
-//! - `render`: the JSON of domain records that several APIs show.
+//! - `render`: the JSON of domain records that several APIs show;
+//! - `limit`: per-caller rate limits — the client address, the 429 answer (the wrong
+//!   credentials' guard is `crate::guard`).
 //!
 //! The edge depends on the state and on core, never on a handler module.
 
 mod auth;
 mod error;
 mod fields;
+pub mod limit;
 pub mod render;
 mod send;
 

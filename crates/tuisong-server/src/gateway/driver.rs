@@ -2,12 +2,16 @@
 //! pushed entries, the overflow signal, the ping timer and shutdown, feeding each event
 //! to the `Session` state machine and carrying out its `Action`s — writing frames,
 //! reading the inbox, and calling the platform for ack, open and unsubscribe.
+//!
+//! How a session ends, as the device sees it: a close frame with 1009 for a message over
+//! `MAX_MESSAGE`, 1008 and the reason for a broken rule (no hello in time, a first frame
+//! that is not a usable hello, a device silent too long), a plain close otherwise.
 
-use super::GatewayState;
 use super::frame::entry_frame;
 use super::hub::Link;
 use super::session::{self, Action, Session};
-use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket};
+use super::{GatewayState, MAX_MESSAGE};
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, close_code};
 use futures_util::StreamExt;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -16,7 +20,8 @@ use tuisong_wire::device::ServerFrame;
 
 /// Entries read from the store per catch-up round.
 const CATCH_UP_PAGE: usize = 200;
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the closing frame may take to go out to a device that does not read.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 struct Driver<'a> {
     gw: &'a GatewayState,
@@ -25,10 +30,13 @@ struct Driver<'a> {
     session: Session,
     /// Set once the session has joined the hub.
     link: Option<Link>,
+    /// The close frame to end with, when the device should hear why.
+    close: Option<CloseFrame>,
 }
 
-/// Runs one connection to its end. A session that joined the hub leaves it and gets a
-/// close frame; one that failed its hello is only dropped.
+/// Runs one connection to its end. A session that joined the hub leaves it; it, and one
+/// that ended for a reason the device should hear, gets a close frame. Otherwise a
+/// session that never joined is only dropped.
 pub(super) async fn run(gw: GatewayState, user: User, socket: WebSocket) -> anyhow::Result<()> {
     let session = Session::new(
         user.user_id.to_string(),
@@ -41,13 +49,53 @@ pub(super) async fn run(gw: GatewayState, user: User, socket: WebSocket) -> anyh
         socket,
         session,
         link: None,
+        close: None,
     };
     let result = d.serve().await;
-    if let Some(link) = d.link.take() {
+    let joined = d.link.take();
+    if let Some(link) = &joined {
         gw.hub.unregister(&user.user_id, link.id);
-        let _ = d.socket.send(WsMessage::Close(None)).await;
+    }
+    if joined.is_some() || d.close.is_some() {
+        let close = WsMessage::Close(d.close.take());
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, d.socket.send(close)).await;
     }
     result
+}
+
+/// Whether a read failed because the device's message (or one frame of it) was over
+/// `MAX_MESSAGE`. axum does not expose tungstenite's error type, only its text, which is
+/// tungstenite's `CapacityError::MessageTooLong` ("Message too long: N > M"); the
+/// integration test `a_message_over_the_cap_closes_the_socket_with_1009` pins it.
+fn too_big(e: &axum::Error) -> bool {
+    e.to_string().contains("Message too long")
+}
+
+/// A message read from the device, or why the read failed (noting in `close` the close
+/// frame for one over the size cap).
+fn read(
+    close: &mut Option<CloseFrame>,
+    msg: Result<WsMessage, axum::Error>,
+) -> anyhow::Result<WsMessage> {
+    msg.map_err(|e| {
+        if too_big(&e) {
+            let why = format!("message over {MAX_MESSAGE} bytes");
+            *close = Some(close_frame(close_code::SIZE, &why));
+        }
+        anyhow::Error::new(e)
+    })
+}
+
+/// A close frame; the reason is cut to the 123 bytes a close frame can carry.
+fn close_frame(code: u16, reason: &str) -> CloseFrame {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    CloseFrame {
+        code,
+        reason: Utf8Bytes::from(&reason[..end]),
+    }
 }
 
 impl Driver<'_> {
@@ -76,7 +124,7 @@ impl Driver<'_> {
                 msg = self.socket.next() => {
                     let Some(msg) = msg else { return Ok(()) };
                     self.session.heard(Instant::now());
-                    match msg? {
+                    match read(&mut self.close, msg)? {
                         WsMessage::Text(t) => self.session.on_client_text(&t),
                         WsMessage::Close(_) => return Ok(()),
                         _ => vec![],
@@ -89,22 +137,25 @@ impl Driver<'_> {
         }
     }
 
-    /// The first text frame, within `HELLO_TIMEOUT`.
+    /// The first text frame, within the hello timeout.
     async fn first_text(&mut self) -> anyhow::Result<Utf8Bytes> {
-        let socket = &mut self.socket;
-        let frame = tokio::time::timeout(HELLO_TIMEOUT, async {
-            while let Some(msg) = socket.next().await {
-                match msg? {
-                    WsMessage::Text(t) => return Ok::<_, anyhow::Error>(Some(t)),
-                    WsMessage::Close(_) => return Ok(None),
-                    _ => {}
-                }
+        let limit = self.gw.limits.hello_timeout;
+        let deadline = Instant::now() + limit;
+        loop {
+            let Ok(msg) = tokio::time::timeout_at(deadline, self.socket.next()).await else {
+                let why = format!("no hello within {limit:?}");
+                self.close = Some(close_frame(close_code::POLICY, &why));
+                anyhow::bail!(why);
+            };
+            let Some(msg) = msg else {
+                anyhow::bail!("closed before hello");
+            };
+            match read(&mut self.close, msg)? {
+                WsMessage::Text(t) => return Ok(t),
+                WsMessage::Close(_) => anyhow::bail!("closed before hello"),
+                _ => {}
             }
-            Ok(None)
-        })
-        .await
-        .map_err(|_| anyhow::anyhow!("no hello within {HELLO_TIMEOUT:?}"))??;
-        frame.ok_or_else(|| anyhow::anyhow!("closed before hello"))
+        }
     }
 
     async fn perform(&mut self, actions: Vec<Action>) -> anyhow::Result<()> {
@@ -122,7 +173,10 @@ impl Driver<'_> {
             Action::Send(frame) => self.send(&frame).await?,
             Action::CatchUp => self.catch_up().await?,
             Action::Ack(msgid) => {
-                platform.ack(user_id, msgid, self.session.device()).await?;
+                let result = platform.ack(user_id, msgid, self.session.device()).await;
+                if let Some(frame) = session::acked(msgid, result)? {
+                    self.send(&frame).await?;
+                }
             }
             Action::Open(msgid) => {
                 let result = platform
@@ -147,7 +201,10 @@ impl Driver<'_> {
                     self.send(&frame).await?;
                 }
             }
-            Action::Fail(why) => anyhow::bail!(why),
+            Action::Fail(why) => {
+                self.close = Some(close_frame(close_code::POLICY, &why));
+                anyhow::bail!(why)
+            }
         }
         Ok(())
     }
@@ -173,8 +230,14 @@ impl Driver<'_> {
         }
     }
 
-    async fn send(&mut self, frame: &ServerFrame) -> Result<(), axum::Error> {
+    /// Writes one frame. A device that does not take it within the silence limit (two
+    /// ping intervals) is gone: the session ends rather than wait on it.
+    async fn send(&mut self, frame: &ServerFrame) -> anyhow::Result<()> {
         let text = Utf8Bytes::from(frame.to_text());
-        self.socket.send(WsMessage::Text(text)).await
+        let limit = self.gw.limits.ping_interval * 2 + Duration::from_secs(1);
+        tokio::time::timeout(limit, self.socket.send(WsMessage::Text(text)))
+            .await
+            .map_err(|_| anyhow::anyhow!("the device took no frame for {limit:?}"))??;
+        Ok(())
     }
 }

@@ -33,12 +33,45 @@ pub(crate) struct Link {
 pub struct Hub {
     sessions: RwLock<HashMap<UserId, Vec<Entry>>>,
     next_id: AtomicU64,
+    /// Sessions past their hello (in the hub).
     connected: AtomicUsize,
+    /// Sockets admitted, from before the upgrade to the end of the socket (`Admission`).
+    sockets: AtomicUsize,
+}
+
+/// One admitted socket's place in the node's connection limit, taken before the upgrade
+/// and given back when dropped: when the upgrade fails, or when the socket ends, however
+/// (before hello too).
+pub(crate) struct Admission {
+    hub: Arc<Hub>,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.hub.sockets.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Hub {
+    /// Sessions past their hello.
     pub fn connected(&self) -> usize {
         self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Sockets open or being upgraded, hello or not: what `max_connections` limits.
+    pub fn sockets(&self) -> usize {
+        self.sockets.load(Ordering::Acquire)
+    }
+
+    /// A place for one more socket, or None when `max` are already taken. Conditional, so
+    /// of any number of upgrades racing for the last place exactly one gets it.
+    pub(crate) fn admit(self: &Arc<Self>, max: usize) -> Option<Admission> {
+        self.sockets
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Admission { hub: self.clone() })
     }
 
     pub(crate) fn register(&self, user: &UserId) -> Link {
@@ -73,6 +106,12 @@ impl Hub {
         }
     }
 
+    /// The users with a session on this node now; the bus's fallback sweeps them while
+    /// NATS is down.
+    pub fn users(&self) -> Vec<UserId> {
+        self.sessions.read().keys().cloned().collect()
+    }
+
     pub(crate) fn unregister(&self, user: &UserId, id: u64) {
         let mut map = self.sessions.write();
         if let Some(list) = map.get_mut(user) {
@@ -98,5 +137,36 @@ impl Notifier for Hub {
                 s.lagged.notify_one();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admissions_stop_at_the_limit_and_come_back_when_dropped() {
+        let hub = Arc::new(Hub::default());
+        let taken: Vec<Admission> = (0..3).map_while(|_| hub.admit(3)).collect();
+        assert_eq!((taken.len(), hub.sockets()), (3, 3));
+        assert!(hub.admit(3).is_none(), "full");
+        drop(taken);
+        assert_eq!(hub.sockets(), 0);
+        assert!(hub.admit(3).is_some());
+        assert!(hub.admit(0).is_none(), "a limit of 0 admits nothing");
+    }
+
+    #[test]
+    fn racing_admissions_take_exactly_the_limit() {
+        let hub = Arc::new(Hub::default());
+        let got: Vec<Option<Admission>> = std::thread::scope(|s| {
+            let tasks: Vec<_> = (0..16).map(|_| s.spawn(|| hub.admit(5))).collect();
+            tasks
+                .into_iter()
+                .map(|t| t.join().expect("thread"))
+                .collect()
+        });
+        assert_eq!(got.iter().flatten().count(), 5);
+        assert_eq!(hub.sockets(), 5);
     }
 }

@@ -11,6 +11,7 @@
 use std::time::Duration;
 use tokio::time::Instant;
 use tuisong_core::Error;
+use tuisong_core::service::Platform;
 use tuisong_wire::device::{ClientFrame, ServerFrame, clean_device_name};
 
 /// What the driver must do, in order.
@@ -79,6 +80,19 @@ impl Session {
     pub fn on_client_text(&mut self, text: &str) -> Vec<Action> {
         let frame = serde_json::from_str::<ClientFrame>(text);
         match (&self.phase, frame) {
+            // The store numbers entries in signed 64 bits: a larger cursor names nothing
+            // and would wrap. Refused before the session joins the hub.
+            (Phase::AwaitingHello, Ok(ClientFrame::Hello { cursor, .. }))
+                if cursor > Platform::MAX_CURSOR =>
+            {
+                vec![
+                    Action::Send(ServerFrame::error(format!(
+                        "cursor must be at most {}",
+                        Platform::MAX_CURSOR
+                    ))),
+                    Action::Fail("the hello cursor was out of range".into()),
+                ]
+            }
             (Phase::AwaitingHello, Ok(ClientFrame::Hello { cursor, device })) => {
                 let device = device
                     .as_deref()
@@ -183,6 +197,16 @@ pub fn opened(
     match result {
         Ok((appid, page)) => Ok(ServerFrame::Opened { msgid, appid, page }),
         Err(Error::NotFound(_)) => Ok(no_message(msgid)),
+        Err(e) => Err(e),
+    }
+}
+
+/// The answer to `ack`: nothing when it was taken, an `error` frame for a msgid that is
+/// not one of the user's (nothing was changed), or the error that ends the session.
+pub fn acked(msgid: u64, result: Result<bool, Error>) -> Result<Option<ServerFrame>, Error> {
+    match result {
+        Ok(_) => Ok(None),
+        Err(Error::NotFound(_)) => Ok(Some(no_message(msgid))),
         Err(e) => Err(e),
     }
 }
@@ -307,6 +331,29 @@ mod tests {
     }
 
     #[test]
+    fn a_hello_cursor_beyond_the_stores_range_is_refused_not_wrapped() {
+        for cursor in [u64::MAX, Platform::MAX_CURSOR + 1] {
+            let mut s = Session::new("u1", PING, Instant::now());
+            let actions = s.on_client_text(&format!(r#"{{"type":"hello","cursor":{cursor}}}"#));
+            assert_eq!(
+                actions,
+                [
+                    Action::Send(ServerFrame::error(
+                        "cursor must be at most 9223372036854775807"
+                    )),
+                    Action::Fail("the hello cursor was out of range".into()),
+                ],
+                "{cursor}"
+            );
+            assert_eq!(s.next(), 0, "still waiting for a usable hello");
+        }
+        let mut s = Session::new("u1", PING, Instant::now());
+        let hello = format!(r#"{{"type":"hello","cursor":{}}}"#, Platform::MAX_CURSOR);
+        assert_eq!(s.on_client_text(&hello)[0], Action::Register);
+        assert_eq!(s.next(), Platform::MAX_CURSOR + 1);
+    }
+
+    #[test]
     fn the_backlog_sends_live_frames_and_moves_past_gone_ones() {
         let (mut s, _) = live(2);
         let sent = s.on_backlog([(3, recall(3)), (4, None), (5, recall(5))]);
@@ -350,7 +397,7 @@ mod tests {
     }
 
     #[test]
-    fn open_and_unsubscribe_answers() {
+    fn ack_open_and_unsubscribe_answers() {
         assert_eq!(
             opened(7, Ok(("wx1".into(), Some("p".into())))).ok(),
             Some(ServerFrame::Opened {
@@ -364,6 +411,14 @@ mod tests {
             Some(ServerFrame::error("no message 7"))
         );
         assert!(opened(7, Err(Error::Unauthorized)).is_err());
+
+        assert_eq!(acked(7, Ok(true)).ok(), Some(None));
+        assert_eq!(acked(7, Ok(false)).ok(), Some(None));
+        assert_eq!(
+            acked(7, Err(Error::NotFound("message"))).ok(),
+            Some(Some(ServerFrame::error("no message 7")))
+        );
+        assert!(acked(7, Err(Error::Unauthorized)).is_err());
 
         assert_eq!(unsubscribed(7, Ok(())), None);
         assert_eq!(

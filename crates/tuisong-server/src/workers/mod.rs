@@ -1,7 +1,9 @@
 //! The background loops of a node, and the supervisor that keeps them running.
 //!
 //! - `due`: releases scheduled and held messages that are due, expires old ones;
-//! - `push`: delivers the message-push outbox to the apps' servers.
+//! - `push`: delivers the message-push outbox to the apps' servers;
+//! - `retention`: sweeps expired login codes and what is past its retention, in bounded
+//!   batches, then compacts the store.
 //!
 //! (The bus listener lives with its connection in `crate::bus`.)
 //!
@@ -12,6 +14,7 @@
 
 pub mod due;
 pub mod push;
+pub mod retention;
 
 use crate::push::PushSettings;
 use crate::state::AppState;
@@ -80,6 +83,33 @@ pub fn spawn_all(state: &AppState, tick: Duration, push: PushSettings) -> Vec<Jo
             pusher,
         )),
     ]
+}
+
+/// Starts the retention worker (`retention::run`) under the supervisor; its handle ends
+/// at shutdown.
+pub fn spawn_retention(
+    state: &AppState,
+    retention: tuisong_core::service::Retention,
+    interval: Duration,
+) -> JoinHandle<()> {
+    let (platform, limits) = (state.platform.clone(), state.client_limits.clone());
+    let shutdown = state.shutdown.clone();
+    let start = move || {
+        retention::run(
+            platform.clone(),
+            retention.clone(),
+            limits.clone(),
+            interval,
+            shutdown.clone(),
+        )
+    };
+    tokio::spawn(supervise(
+        "retention",
+        state.worker_restarts.retention.clone(),
+        state.shutdown.clone(),
+        Backoff::default(),
+        start,
+    ))
 }
 
 /// Runs `step` once per `tick` until shutdown; a tick missed while a step ran is

@@ -6,14 +6,23 @@
 //! that starts quick and grows (5 s, 15 s, 1 min, 5 min, 15 min, 30 min, 1 h, then every
 //! 2 h, ±20 % jitter) until the retry horizon (24 h by default) has passed. How one event
 //! becomes a signed request is `crate::push`.
+//!
+//! Apps do not wait for each other. Deliveries run as a long-lived set of tasks, at most
+//! `concurrency` in all and `per_app_concurrency` per app; whenever one ends (and at
+//! every tick) the worker claims more for the free slots, and the store shares a claim
+//! between the apps in turns, counting what each already has in flight. A receiver that
+//! hangs so holds only its own app's slots, each for at most the attempt timeout.
 
-use crate::push::{PushSettings, build_request, post, wire_event};
+use crate::push::{PushClient, PushSettings, build_request, post, wire_event};
+use parking_lot::Mutex;
 use rand::Rng;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tuisong_core::ids::AppId;
-use tuisong_core::push::{OutboxItem, PushAttempt, PushConfig, retry_delay};
+use tuisong_core::push::{ClaimLimits, OutboxItem, PushAttempt, PushConfig, retry_delay};
 use tuisong_core::service::Platform;
 
 /// The push config and the app of one app, read once per pass for all its events.
@@ -22,7 +31,7 @@ type Target = Arc<(Option<PushConfig>, Option<tuisong_core::store::App>)>;
 /// Delivers one claimed event and records the attempt.
 async fn deliver(
     platform: &Platform,
-    http: &reqwest::Client,
+    http: &PushClient,
     settings: &PushSettings,
     item: OutboxItem,
     target: Target,
@@ -78,62 +87,163 @@ async fn deliver(
     Ok(())
 }
 
-/// One pass: claim what is due and deliver it, several users at once.
-pub async fn push_once(
-    platform: &Arc<Platform>,
-    http: &reqwest::Client,
-    settings: &PushSettings,
-) -> anyhow::Result<usize> {
-    let items = platform
-        .claim_push(settings.lease.as_millis() as i64, settings.concurrency)
-        .await?;
-    let n = items.len();
-    let mut targets: std::collections::HashMap<String, Target> = std::collections::HashMap::new();
-    for item in &items {
-        if !targets.contains_key(&item.appid) {
-            let appid = AppId::from_trusted(item.appid.clone());
-            let target = platform.push_target(&appid).await?;
-            targets.insert(item.appid.clone(), Arc::new(target));
-        }
-    }
-    let mut tasks = tokio::task::JoinSet::new();
-    for item in items {
-        let (platform, http, settings) = (platform.clone(), http.clone(), settings.clone());
-        let target = targets[&item.appid].clone();
-        tasks.spawn(async move { deliver(&platform, &http, &settings, item, target).await });
-    }
-    while let Some(r) = tasks.join_next().await {
-        match r {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "recording a push attempt failed"),
-            Err(e) => tracing::error!(error = %e, "a push task failed"),
-        }
-    }
-    Ok(n)
+/// What this node has in flight: per app, and by outbox id.
+#[derive(Default)]
+struct Counts {
+    per_app: HashMap<String, usize>,
+    ids: HashSet<i64>,
 }
 
-/// The push worker: delivers due events every tick until shutdown. A failed step is
-/// logged and retried at the next tick; the worker itself ends only at shutdown.
+/// One delivery's place in [`Counts`], given back when its task ends however it ends
+/// (done, failed, panicked or aborted).
+struct Slot {
+    counts: Arc<Mutex<Counts>>,
+    appid: String,
+    id: i64,
+}
+
+impl Slot {
+    fn take(counts: &Arc<Mutex<Counts>>, item: &OutboxItem) -> Slot {
+        let mut c = counts.lock();
+        *c.per_app.entry(item.appid.clone()).or_default() += 1;
+        c.ids.insert(item.id);
+        Slot {
+            counts: counts.clone(),
+            appid: item.appid.clone(),
+            id: item.id,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock();
+        c.ids.remove(&self.id);
+        if let Some(n) = c.per_app.get_mut(&self.appid) {
+            *n -= 1;
+            if *n == 0 {
+                c.per_app.remove(&self.appid);
+            }
+        }
+    }
+}
+
+/// The deliveries in flight on this node.
+struct Deliveries {
+    platform: Arc<Platform>,
+    http: PushClient,
+    settings: Arc<PushSettings>,
+    tasks: JoinSet<anyhow::Result<()>>,
+    counts: Arc<Mutex<Counts>>,
+}
+
+impl Deliveries {
+    /// Claims what is due for the free slots and starts delivering it; the number
+    /// started.
+    async fn fill(&mut self) -> anyhow::Result<usize> {
+        let free = self.settings.concurrency.saturating_sub(self.tasks.len());
+        if free == 0 {
+            return Ok(0);
+        }
+        let in_flight: BTreeMap<String, usize> = self
+            .counts
+            .lock()
+            .per_app
+            .iter()
+            .map(|(a, n)| (a.clone(), *n))
+            .collect();
+        let limits = ClaimLimits {
+            total: free,
+            per_app: self.settings.per_app_concurrency.max(1),
+            in_flight,
+        };
+        let lease_ms = self.settings.lease.as_millis() as i64;
+        let items = self.platform.claim_push(lease_ms, &limits).await?;
+        let mut targets: HashMap<String, Target> = HashMap::new();
+        let mut started = 0;
+        for item in items {
+            // Claimed again after its lease while its attempt still runs here: that
+            // attempt records the outcome.
+            if self.counts.lock().ids.contains(&item.id) {
+                continue;
+            }
+            let target = match targets.get(&item.appid) {
+                Some(t) => t.clone(),
+                None => {
+                    let appid = AppId::from_trusted(item.appid.clone());
+                    let t = Arc::new(self.platform.push_target(&appid).await?);
+                    targets.insert(item.appid.clone(), t.clone());
+                    t
+                }
+            };
+            let slot = Slot::take(&self.counts, &item);
+            let (platform, http, settings) = (
+                self.platform.clone(),
+                self.http.clone(),
+                self.settings.clone(),
+            );
+            self.tasks.spawn(async move {
+                let _slot = slot;
+                deliver(&platform, &http, &settings, item, target).await
+            });
+            started += 1;
+        }
+        Ok(started)
+    }
+}
+
+fn report(done: Result<anyhow::Result<()>, tokio::task::JoinError>) {
+    match done {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "recording a push attempt failed"),
+        Err(e) if e.is_cancelled() => {}
+        Err(e) => tracing::error!(error = %e, "a push task failed"),
+    }
+}
+
+/// The push worker: keeps the free slots filled with due events — at every tick and
+/// whenever a delivery ends — until shutdown. A failed claim is logged and tried again
+/// at the next tick. At shutdown the attempts in flight may finish (each is bounded by
+/// the attempt timeout); any still running after that are dropped and their leases
+/// bring them back.
 pub async fn run(
     platform: Arc<Platform>,
-    http: reqwest::Client,
+    http: PushClient,
     settings: PushSettings,
     tick: Duration,
-    shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let (platform, http, settings) = (&platform, &http, &settings);
-    super::every_tick(tick, shutdown, move || async move {
-        // Drain what is due before waiting for the next tick.
-        loop {
-            match push_once(platform, http, settings).await {
-                Ok(n) if n >= settings.concurrency => continue,
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::error!(error = %e, "push step failed; retrying next tick");
-                    break;
+    let grace = settings.timeout + Duration::from_secs(1);
+    let mut d = Deliveries {
+        platform,
+        http,
+        settings: Arc::new(settings),
+        tasks: JoinSet::new(),
+        counts: Arc::default(),
+    };
+    let mut timer = tokio::time::interval(tick);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = timer.tick() => {}
+            Some(done) = d.tasks.join_next(), if !d.tasks.is_empty() => {
+                report(done);
+                while let Some(done) = d.tasks.try_join_next() {
+                    report(done);
                 }
             }
         }
+        if let Err(e) = d.fill().await {
+            tracing::error!(error = %e, "push claim failed; retrying next tick");
+        }
+    }
+    let _ = tokio::time::timeout(grace, async {
+        while let Some(done) = d.tasks.join_next().await {
+            report(done);
+        }
     })
-    .await
+    .await;
+    d.tasks.abort_all();
+    Ok(())
 }

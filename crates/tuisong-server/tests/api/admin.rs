@@ -207,3 +207,83 @@ async fn a_device_can_list_the_mini_programs_and_their_templates() {
         .await;
     assert_eq!(s, 401);
 }
+
+/// Builds a server on `dir` that takes its admin token from `<dir>/admin-token`.
+async fn build_on(dir: &std::path::Path) -> anyhow::Result<tuisong_server::Application> {
+    let settings = tuisong_server::Settings {
+        data_dir: dir.to_owned(),
+        admin_token: None,
+        ..tuisong_server::Settings::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    tuisong_server::Application::build_with(
+        settings,
+        tuisong_server::BuildOptions {
+            listener: Some(listener),
+            ..tuisong_server::BuildOptions::default()
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_empty_or_short_admin_token_file_stops_the_start_before_any_data_is_made() {
+    for content in ["", "\n", "   ", "short-token"] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("admin-token"), content).expect("write");
+        let e = match build_on(dir.path()).await {
+            Ok(_) => panic!("a start with admin-token {content:?} must be refused"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(e.contains("admin-token"), "{e}");
+        assert!(e.contains("at least 16"), "{e}");
+        assert!(
+            !dir.path().join("tuisong.db").exists(),
+            "refused before the database is created"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_generated_admin_token_is_written_whole_and_private_and_read_back() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = build_on(dir.path()).await.expect("first start");
+    let path = dir.path().join("admin-token");
+    let token = std::fs::read_to_string(&path).expect("token file");
+    assert!(token.starts_with("adm_") && token.len() >= 16, "{token:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "no temporary file is left: {leftovers:?}"
+    );
+    drop(first);
+    // A second start reads the same token and it authenticates the operator.
+    let app = build_on(dir.path()).await.expect("second start");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::new();
+    let ok = http
+        .get(format!("{base}/admin/apps"))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(ok.status(), 200);
+    let anonymous = http
+        .get(format!("{base}/admin/apps"))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(anonymous.status(), 401);
+}

@@ -135,3 +135,135 @@ async fn the_device_api_refuses_a_missing_or_wrong_device_token() {
         .await;
     assert_eq!(s, 404);
 }
+
+/// Rows of `login_codes` in the app's database, read beside the server.
+fn login_codes_in_db(app: &TestApp) -> i64 {
+    let c = rusqlite::Connection::open_with_flags(
+        app.dir.path().join("tuisong.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("the database opens");
+    c.query_row("SELECT count(*) FROM login_codes", [], |r| r.get(0))
+        .expect("count")
+}
+
+#[tokio::test]
+async fn a_login_no_longer_deletes_expired_codes_on_its_way() {
+    // The sweep runs at start and then not for an hour.
+    let app = spawn_app_with(|s| s.retention_interval = std::time::Duration::from_secs(3600)).await;
+    let dt = app.new_user("u").await;
+    app.login_code(&dt, &app.appid).await;
+    // Two days on, the first code is long expired; the old login path deleted it here.
+    app.clock.advance_ms(2 * 86_400_000);
+    app.login_code(&dt, &app.appid).await;
+    assert_eq!(
+        login_codes_in_db(&app),
+        2,
+        "the login wrote and deleted nothing else"
+    );
+}
+
+#[tokio::test]
+async fn the_retention_worker_sweeps_expired_codes_and_keeps_live_ones() {
+    let app = spawn_app_with(|s| s.retention_interval = std::time::Duration::from_millis(20)).await;
+    let dt = app.new_user("u").await;
+    let other = app.new_user("v").await;
+    app.login_code(&dt, &app.appid).await;
+    app.login_code(&other, &app.appid).await;
+    app.clock.advance_ms(301_000);
+    let live = app.login_code(&dt, &app.appid).await;
+    for _ in 0..250 {
+        if login_codes_in_db(&app) == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        login_codes_in_db(&app),
+        1,
+        "the two expired codes were swept"
+    );
+    assert!(app.code2session(&live).await["openid"].is_string());
+}
+
+#[tokio::test]
+async fn one_address_gets_its_logins_a_minute_then_429_with_retry_after() {
+    let app = spawn_app_with(|s| {
+        s.client_logins_per_minute = 3;
+        s.client_logins_burst = 3;
+    })
+    .await;
+    let dt = app.new_user("u").await;
+    for _ in 0..3 {
+        app.login_code(&dt, &app.appid).await;
+    }
+    let r = app
+        .client
+        .post(app.url("/client/v1/login"))
+        .bearer_auth(&dt)
+        .json(&serde_json::json!({"appid": app.appid}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!(
+        (1..=20).contains(&wait),
+        "one login every 20 s comes back: {wait}"
+    );
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["error"]["code"], "rate_limited", "{v}");
+    // Refused before the device token is read: a wrong one is refused the same way.
+    let (s, _) = app
+        .call(
+            reqwest::Method::POST,
+            "/client/v1/login",
+            Some("dt_wrong"),
+            Some(serde_json::json!({"appid": app.appid})),
+        )
+        .await;
+    assert_eq!(s, 429);
+}
+
+#[tokio::test]
+async fn one_address_gets_its_new_users_a_minute_then_429() {
+    let app = spawn_app_with(|s| {
+        s.client_users_per_minute = 2;
+        s.client_users_burst = 2;
+    })
+    .await;
+    app.new_user("a").await;
+    app.new_user("b").await;
+    let (s, v) = app
+        .call(
+            reqwest::Method::POST,
+            "/client/v1/users",
+            None,
+            Some(serde_json::json!({"nickname": "c"})),
+        )
+        .await;
+    assert_eq!(s, 429, "{v}");
+    assert_eq!(v["error"]["code"], "rate_limited", "{v}");
+}
+
+#[tokio::test]
+async fn a_user_keeps_only_the_five_newest_unused_codes() {
+    let app = spawn_app().await;
+    let dt = app.new_user("u").await;
+    let mut codes = Vec::new();
+    for _ in 0..7 {
+        codes.push(app.login_code(&dt, &app.appid).await);
+    }
+    for c in &codes[..2] {
+        assert_wx_err(&app.code2session(c).await, 40029);
+    }
+    for c in &codes[2..] {
+        let v = app.code2session(c).await;
+        assert!(v["openid"].is_string(), "{v}");
+    }
+}

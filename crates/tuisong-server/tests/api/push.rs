@@ -9,7 +9,8 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use tokio::sync::oneshot;
 use tuisong_wire::crypto::{MsgCrypt, signature};
 
 const TOKEN: &str = "Tk2026push";
@@ -32,12 +33,24 @@ struct Receiver {
     /// Answer HTTP 500 to this many POSTs before succeeding.
     fail: Arc<AtomicU32>,
     token: String,
+    /// Every request, GET or POST.
+    hits: Arc<AtomicU32>,
+    /// POSTs are read and never answered.
+    hang: Arc<AtomicBool>,
+    /// Answer POSTs with this body (after recording them) instead of `success`.
+    reply: Arc<Mutex<Option<String>>>,
 }
 
 pub struct Fake {
     pub url: String,
     got: Arc<Mutex<Vec<Received>>>,
     fail: Arc<AtomicU32>,
+    hits: Arc<AtomicU32>,
+    hang: Arc<AtomicBool>,
+    reply: Arc<Mutex<Option<String>>>,
+    addr: std::net::SocketAddr,
+    router: axum::Router,
+    running: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
 }
 
 impl Fake {
@@ -46,6 +59,30 @@ impl Fake {
     }
     pub fn fail_next(&self, n: u32) {
         self.fail.store(n, Ordering::SeqCst);
+    }
+    pub fn hits(&self) -> u32 {
+        self.hits.load(Ordering::SeqCst)
+    }
+    pub fn hang(&self, on: bool) {
+        self.hang.store(on, Ordering::SeqCst);
+    }
+    pub fn reply_with(&self, body: &str) {
+        *self.reply.lock() = Some(body.to_owned());
+    }
+    /// The receiver goes away: its port refuses connections until [`Fake::start`].
+    pub async fn stop(&mut self) {
+        if let Some((stop, task)) = self.running.take() {
+            let _ = stop.send(());
+            task.await.expect("receiver stops");
+        }
+    }
+    /// The receiver listens again on the same port.
+    pub async fn start(&mut self) {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_reuseaddr(true).expect("reuseaddr");
+        socket.bind(self.addr).expect("bind the same port again");
+        let l = socket.listen(64).expect("listen");
+        self.running = Some(serve(l, self.router.clone()));
     }
     /// Waits until `n` events arrived (at most 5 s).
     pub async fn wait(&self, n: usize) -> Vec<Received> {
@@ -162,6 +199,7 @@ async fn receive(
     body: Bytes,
 ) -> (axum::http::StatusCode, String) {
     use axum::http::StatusCode;
+    r.hits.fetch_add(1, Ordering::SeqCst);
     let sig = signature(&[
         &r.token,
         q.get("timestamp").map_or("", |s| s),
@@ -175,6 +213,9 @@ async fn receive(
             StatusCode::OK,
             q.get("echostr").cloned().unwrap_or_default(),
         );
+    }
+    if r.hang.load(Ordering::SeqCst) {
+        std::future::pending::<()>().await;
     }
     if r.fail.load(Ordering::SeqCst) > 0 {
         r.fail.fetch_sub(1, Ordering::SeqCst);
@@ -214,7 +255,23 @@ async fn receive(
             .to_owned(),
         query: q,
     });
-    (StatusCode::OK, "success".into())
+    let reply = r.reply.lock().clone();
+    (StatusCode::OK, reply.unwrap_or_else(|| "success".into()))
+}
+
+fn serve(
+    l: tokio::net::TcpListener,
+    router: axum::Router,
+) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(l, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (stop, task)
 }
 
 pub async fn fake_receiver(appid: &str, token: &str) -> Fake {
@@ -223,17 +280,42 @@ pub async fn fake_receiver(appid: &str, token: &str) -> Fake {
         got: Arc::new(Mutex::new(Vec::new())),
         fail: Arc::new(AtomicU32::new(0)),
         token: token.to_owned(),
+        hits: Arc::new(AtomicU32::new(0)),
+        hang: Arc::new(AtomicBool::new(false)),
+        reply: Arc::new(Mutex::new(None)),
     };
-    let (got, fail) = (r.got.clone(), r.fail.clone());
+    let (got, fail, hits, hang, reply) = (
+        r.got.clone(),
+        r.fail.clone(),
+        r.hits.clone(),
+        r.hang.clone(),
+        r.reply.clone(),
+    );
     let router = axum::Router::new()
         .route("/wx", axum::routing::any(receive))
         .with_state(r);
     let l = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let url = format!("http://{}/wx", l.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(l, router).await });
-    Fake { url, got, fail }
+    let addr = l.local_addr().expect("addr");
+    let url = format!("http://{addr}/wx");
+    let running = Some(serve(l, router.clone()));
+    Fake {
+        url,
+        got,
+        fail,
+        hits,
+        hang,
+        reply,
+        addr,
+        router,
+        running,
+    }
+}
+
+/// A server whose receivers may be on 127.0.0.1, as the fakes here are.
+async fn spawn_push_app() -> TestApp {
+    spawn_app_with(|s| s.push.allow_private = true).await
 }
 
 async fn configure(app: &TestApp, t: &str, fake: &Fake, format: &str, mode: &str, ext: bool) {
@@ -250,7 +332,7 @@ async fn configure(app: &TestApp, t: &str, fake: &Fake, format: &str, mode: &str
 
 #[tokio::test]
 async fn saving_a_config_needs_a_receiver_that_echoes_and_masks_the_secrets() {
-    let app = spawn_app().await;
+    let app = spawn_push_app().await;
     let t = app.token().await;
     let good = fake_receiver(&app.appid, TOKEN).await;
     let wrong_token = fake_receiver(&app.appid, "SomethingElse").await;
@@ -350,7 +432,7 @@ async fn saving_a_config_needs_a_receiver_that_echoes_and_masks_the_secrets() {
 
 /// Runs the WeChat events through one format and mode and checks what arrives.
 async fn every_event_in(format: &str, mode: &str) {
-    let app = spawn_app().await;
+    let app = spawn_push_app().await;
     let t = app.token().await;
     let fake = fake_receiver(&app.appid, TOKEN).await;
     configure(&app, &t, &fake, format, mode, false).await;
@@ -472,7 +554,7 @@ async fn events_arrive_as_json_in_safe_mode() {
 
 #[tokio::test]
 async fn the_final_outcome_of_undelivered_messages_has_its_own_code() {
-    let app = spawn_app().await;
+    let app = spawn_push_app().await;
     let t = app.token().await;
     let fake = fake_receiver(&app.appid, TOKEN).await;
     configure(&app, &t, &fake, "json", "safe", false).await;
@@ -530,7 +612,7 @@ async fn the_final_outcome_of_undelivered_messages_has_its_own_code() {
 
 #[tokio::test]
 async fn extension_events_come_only_when_asked_for() {
-    let app = spawn_app().await;
+    let app = spawn_push_app().await;
     let t = app.token().await;
     let fake = fake_receiver(&app.appid, TOKEN).await;
     configure(&app, &t, &fake, "xml", "plaintext", true).await;
@@ -587,7 +669,7 @@ async fn extension_events_come_only_when_asked_for() {
     assert_eq!(delivered.fields["MsgID"], m.to_string());
     assert_eq!(delivered.fields["Device"], "phone");
     // Without the opt-in, none of ours.
-    let app2 = spawn_app().await;
+    let app2 = spawn_push_app().await;
     let t2 = app2.token().await;
     let fake2 = fake_receiver(&app2.appid, TOKEN).await;
     configure(&app2, &t2, &fake2, "xml", "plaintext", false).await;
@@ -620,7 +702,7 @@ async fn extension_events_come_only_when_asked_for() {
 
 #[tokio::test]
 async fn a_receiver_that_is_down_gets_every_event_later_in_order() {
-    let app = spawn_app().await;
+    let app = spawn_push_app().await;
     let t = app.token().await;
     let fake = fake_receiver(&app.appid, TOKEN).await;
     configure(&app, &t, &fake, "json", "plaintext", false).await;
@@ -676,7 +758,7 @@ async fn a_receiver_that_is_down_gets_every_event_later_in_order() {
 
 #[tokio::test]
 async fn queued_events_survive_a_restart() {
-    let app = spawn_app().await;
+    let app = spawn_push_app().await;
     let t = app.token().await;
     let fake = fake_receiver(&app.appid, TOKEN).await;
     configure(&app, &t, &fake, "xml", "safe", false).await;
@@ -700,7 +782,11 @@ async fn queued_events_survive_a_restart() {
 
 #[tokio::test]
 async fn an_event_is_given_up_after_the_retry_horizon() {
-    let app = spawn_app_with(|s| s.push.retry_horizon = std::time::Duration::from_secs(60)).await;
+    let app = spawn_app_with(|s| {
+        s.push.allow_private = true;
+        s.push.retry_horizon = std::time::Duration::from_secs(60);
+    })
+    .await;
     let t = app.token().await;
     let fake = fake_receiver(&app.appid, TOKEN).await;
     configure(&app, &t, &fake, "json", "plaintext", false).await;
@@ -737,4 +823,424 @@ async fn an_event_is_given_up_after_the_retry_horizon() {
         n,
         "no attempt after giving up"
     );
+}
+
+async fn put_config(app: &TestApp, t: &str, url: &str) -> (u16, Value) {
+    app.call(
+        reqwest::Method::PUT,
+        "/v1/push-config",
+        Some(t),
+        Some(json!({"url": url, "token": TOKEN, "format": "json", "mode": "plaintext"})),
+    )
+    .await
+}
+
+fn message_of(v: &Value) -> String {
+    v["error"]["message"].as_str().unwrap_or("").to_owned()
+}
+
+#[tokio::test]
+async fn receivers_on_internal_addresses_are_refused_in_every_spelling() {
+    let app = spawn_app().await;
+    let t = app.token().await;
+    // A live receiver on loopback: any spelling that got through would pass the handshake.
+    let fake = fake_receiver(&app.appid, TOKEN).await;
+    let port = fake
+        .url
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .trim_end_matches("/wx");
+    let urls: Vec<String> = [
+        "127.0.0.1",
+        "localhost",
+        "LocalHost",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "[::ffff:7f00:1]",
+        "0.0.0.0",
+        "0",
+        "2130706433",
+        "0x7f.1",
+        "0x7f000001",
+        "0177.0.0.1",
+        "127.1",
+        "169.254.169.254",
+        "10.0.0.1",
+        "172.16.0.1",
+        "192.168.1.1",
+        "100.64.0.1",
+        "[fc00::1]",
+        "[fe80::1]",
+        "[::]",
+        "224.0.0.1",
+        "255.255.255.255",
+    ]
+    .iter()
+    .map(|h| format!("http://{h}:{port}/wx"))
+    .collect();
+    for url in &urls {
+        let (s, v) = put_config(&app, &t, url).await;
+        assert_eq!(s, 400, "{url} → {v}");
+        assert_eq!(v["error"]["code"], "invalid_request", "{url} → {v}");
+        assert!(message_of(&v).contains("not allowed"), "{url} → {v}");
+    }
+    // A name that does not resolve here at all fails the check, and reaches nothing.
+    let (s, v) = put_config(&app, &t, &format!("http://localhost.:{port}/wx")).await;
+    assert_eq!(s, 400, "{v}");
+    // The operator's door refuses the same.
+    let (s, v) = app
+        .call(
+            reqwest::Method::PUT,
+            &format!("/admin/apps/{}/push-config", app.appid),
+            Some(ADMIN_TOKEN),
+            Some(json!({"url": format!("http://2130706433:{port}/wx"), "token": TOKEN, "format": "json", "mode": "plaintext"})),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(fake.hits(), 0, "no request reached the receiver");
+    let (s, _) = app
+        .call(reqwest::Method::GET, "/v1/push-config", Some(&t), None)
+        .await;
+    assert_eq!(s, 404, "nothing was saved");
+    // Other schemes and credentials in the URL are refused too, without echoing them.
+    for url in [
+        format!("ftp://127.0.0.1:{port}/wx"),
+        format!("http://user:hunter2@example.com:{port}/wx"),
+        "https://token-hunter2@example.com/wx".to_owned(),
+    ] {
+        let (s, v) = put_config(&app, &t, &url).await;
+        assert_eq!(s, 400, "{url} → {v}");
+        assert!(!v.to_string().contains("hunter2"), "{v}");
+    }
+}
+
+#[tokio::test]
+async fn with_private_receivers_allowed_a_local_receiver_works_but_credentials_do_not() {
+    let app = spawn_push_app().await;
+    let t = app.token().await;
+    let fake = fake_receiver(&app.appid, TOKEN).await;
+    let port = fake
+        .url
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .trim_end_matches("/wx");
+    let (s, v) = put_config(&app, &t, &format!("http://localhost:{port}/wx")).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = put_config(&app, &t, &format!("http://127.1:{port}/wx")).await;
+    assert_eq!(s, 200, "numeric spellings are the same host: {v}");
+    // Never hosts stay refused.
+    let (s, v) = put_config(&app, &t, &format!("http://0.0.0.0:{port}/wx")).await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = put_config(&app, &t, &format!("http://u:hunter2@127.0.0.1:{port}/wx")).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(message_of(&v).contains("user name or password"), "{v}");
+    assert!(!v.to_string().contains("hunter2"), "{v}");
+    let (_, shown) = app
+        .call(reqwest::Method::GET, "/v1/push-config", Some(&t), None)
+        .await;
+    assert_eq!(shown["url"], format!("http://127.1:{port}/wx"), "{shown}");
+    // Events flow to it.
+    let d = app.device("u").await;
+    app.accept(&d, &app.one_time()).await;
+    fake.wait(1).await;
+}
+
+#[tokio::test]
+async fn a_failed_handshake_says_the_same_whatever_went_wrong() {
+    let app = spawn_app_with(|s| {
+        s.push.allow_private = true;
+        s.push.timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let t = app.token().await;
+    let wrong_token = fake_receiver(&app.appid, "SomethingElse").await; // HTTP 403
+    let hung = fake_receiver(&app.appid, TOKEN).await;
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_url = format!("http://{}/wx", silent.local_addr().expect("addr"));
+    // Accepts and never answers.
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let wrong_echo = {
+        let router = axum::Router::new().route("/wx", axum::routing::get(|| async { "nope" }));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/wx", l.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(l, router).await });
+        url
+    };
+    let not_found = format!("{}/elsewhere", wrong_token.url.trim_end_matches("/wx"));
+    hung.hang(true);
+    let mut messages = std::collections::BTreeSet::new();
+    for url in [
+        wrong_token.url.clone(),
+        "http://127.0.0.1:1/wx".to_owned(), // connection refused
+        silent_url,                         // timeout
+        wrong_echo,
+        not_found, // HTTP 404
+    ] {
+        let (s, v) = put_config(&app, &t, &url).await;
+        assert_eq!(s, 400, "{url} → {v}");
+        messages.insert(message_of(&v));
+    }
+    assert_eq!(messages.len(), 1, "one message for all: {messages:?}");
+    let m = messages.pop_first().expect("a message");
+    assert!(
+        m.contains("handshake failed") && m.contains("echostr"),
+        "{m}"
+    );
+    assert!(!m.contains("127.0.0.1") && !m.contains("HTTP"), "{m}");
+}
+
+#[tokio::test]
+async fn the_delivery_log_never_shows_the_receivers_reply() {
+    let app = spawn_push_app().await;
+    let t = app.token().await;
+    let fake = fake_receiver(&app.appid, TOKEN).await;
+    configure(&app, &t, &fake, "json", "plaintext", false).await;
+    fake.reply_with("internal: db password=hunter2 at 10.1.2.3");
+    let d = app.device("u").await;
+    app.accept(&d, &app.one_time()).await;
+    fake.wait(1).await;
+    let mut attempts = Vec::new();
+    for _ in 0..100 {
+        let (_, v) = app
+            .call(
+                reqwest::Method::GET,
+                "/v1/push-config/deliveries",
+                Some(&t),
+                None,
+            )
+            .await;
+        attempts = v["attempts"].as_array().cloned().unwrap_or_default();
+        if !attempts.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!attempts.is_empty());
+    let shown = json!(attempts).to_string();
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("10.1.2.3"),
+        "{shown}"
+    );
+    assert_eq!(attempts[0]["ok"], false, "{shown}");
+    assert_eq!(attempts[0]["http_status"], 200, "{shown}");
+}
+
+#[tokio::test]
+async fn push_allow_private_is_read_from_the_file_and_the_environment() {
+    use tuisong_server::{Overrides, Settings};
+    let s = Settings::load(None, vec![], &Overrides::default()).expect("defaults");
+    assert!(!s.push.allow_private, "off by default");
+    let env = vec![("TUISONG_PUSH_ALLOW_PRIVATE".to_owned(), "true".to_owned())];
+    let s = Settings::load(None, env, &Overrides::default()).expect("env");
+    assert!(s.push.allow_private);
+    let f = tempfile::NamedTempFile::new().expect("file");
+    std::fs::write(f.path(), "push_allow_private = true\n").expect("write");
+    let s = Settings::load(Some(f.path()), vec![], &Overrides::default()).expect("file");
+    assert!(s.push.allow_private);
+    let env = vec![("TUISONG_PUSH_ALLOW_PRIVATE".to_owned(), "maybe".to_owned())];
+    let e = Settings::load(None, env, &Overrides::default()).expect_err("refused");
+    assert!(
+        e.to_string().starts_with("TUISONG_PUSH_ALLOW_PRIVATE"),
+        "{e}"
+    );
+}
+
+/// A second app on the same server, with one template of its own: (appid, secret, token,
+/// template id).
+async fn second_app(app: &TestApp) -> (String, String, String, String) {
+    let (s, v) = app
+        .call(
+            reqwest::Method::POST,
+            "/admin/apps",
+            Some(ADMIN_TOKEN),
+            Some(json!({"name": "第二个"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let appid = v["appid"].as_str().expect("appid").to_owned();
+    let secret = v["secret"].as_str().expect("secret").to_owned();
+    let t = app.token_for(&appid, &secret).await;
+    let cats = app
+        .get(&format!("/wxaapi/newtmpl/getcategory?access_token={t}"))
+        .await;
+    let cat = cats["data"][0]["id"].to_string();
+    let titles = app
+        .get(&format!(
+            "/wxaapi/newtmpl/getpubtemplatetitles?access_token={t}&ids={cat}&start=0&limit=30"
+        ))
+        .await;
+    let title = titles["data"]
+        .as_array()
+        .expect("titles")
+        .iter()
+        .find(|x| x["type"] == 2)
+        .expect("a one-time title")
+        .clone();
+    let tid = title["tid"].to_string();
+    let kw = app
+        .get(&format!(
+            "/wxaapi/newtmpl/getpubtemplatekeywords?access_token={t}&tid={tid}"
+        ))
+        .await;
+    let kids: Vec<u64> = kw["data"]
+        .as_array()
+        .expect("keywords")
+        .iter()
+        .take(2)
+        .map(|k| k["kid"].as_u64().expect("kid"))
+        .collect();
+    let v = app
+        .post(
+            &format!("/wxaapi/newtmpl/addtemplate?access_token={t}"),
+            json!({"tid": tid, "kidList": kids, "sceneDesc": "test"}),
+        )
+        .await;
+    let id = v["priTmplId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("added: {v}"))
+        .to_owned();
+    (appid, secret, t, id)
+}
+
+/// A new device user who accepts template `id` of `appid` (queueing one popup event).
+async fn accept_as_new_user(app: &TestApp, appid: &str, secret: &str, id: &str) {
+    let dt = app.new_user("u").await;
+    let code = app.login_code(&dt, appid).await;
+    let s = app
+        .get(&format!(
+            "/sns/jscode2session?appid={appid}&secret={secret}&js_code={code}&grant_type=authorization_code"
+        ))
+        .await;
+    assert!(s["openid"].is_string(), "{s}");
+    let (status, v) = app
+        .call(
+            reqwest::Method::POST,
+            "/client/v1/subscribe",
+            Some(&dt),
+            Some(json!({"appid": appid, "tmplIds": [id], "decisions": {id: "accept"}, "keep": false})),
+        )
+        .await;
+    assert_eq!((status, v[id].clone()), (200, json!("accept")), "{v}");
+}
+
+#[tokio::test]
+async fn a_receiver_that_hangs_does_not_hold_up_another_apps_events() {
+    let app = spawn_app_with(|s| {
+        s.push.allow_private = true;
+        s.push.timeout = std::time::Duration::from_secs(5);
+    })
+    .await;
+    let t = app.token().await;
+    let slow = fake_receiver(&app.appid, TOKEN).await;
+    configure(&app, &t, &slow, "json", "plaintext", false).await;
+    slow.hang(true);
+    // Many users of the demo app, each with an event for the receiver that hangs.
+    let id = app.one_time();
+    for _ in 0..60 {
+        accept_as_new_user(&app, &app.appid, &app.secret, &id).await;
+    }
+    let (appid2, secret2, t2, id2) = second_app(&app).await;
+    let fast = fake_receiver(&appid2, TOKEN).await;
+    configure(&app, &t2, &fast, "json", "plaintext", false).await;
+    // Let the hanging receiver take all it can.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let began = std::time::Instant::now();
+    accept_as_new_user(&app, &appid2, &secret2, &id2).await;
+    let got = fast.wait(1).await;
+    let took = began.elapsed();
+    assert_eq!(got[0].event, "subscribe_msg_popup_event");
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "the other app's event took {took:?}"
+    );
+    assert!(slow.events().is_empty(), "the slow receiver never answered");
+}
+
+#[tokio::test]
+async fn after_an_outage_every_event_arrives_once_and_in_order() {
+    let app = spawn_push_app().await;
+    let t = app.token().await;
+    let mut fake = fake_receiver(&app.appid, TOKEN).await;
+    configure(&app, &t, &fake, "json", "plaintext", false).await;
+    fake.stop().await;
+    let ids: Vec<String> = app
+        .templates
+        .iter()
+        .filter(|x| x.1 == 2)
+        .map(|x| x.0.clone())
+        .collect();
+    let mut users = Vec::new();
+    for n in 0..4 {
+        let d = app.device("u").await;
+        app.accept(&d, &ids[0]).await;
+        if n < 3 {
+            app.accept(&d, &ids[1]).await;
+        }
+        users.push(d.openid);
+    }
+    let expected = 7;
+    // While it is down: attempts fail and are retried (5 s, 15 s, 1 min, … ±20 %).
+    for _ in 0..4 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        app.clock.advance_ms(20_000);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (_, v) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/push-config/deliveries",
+            Some(&t),
+            None,
+        )
+        .await;
+    let failed = v["attempts"].as_array().expect("attempts");
+    assert!(
+        failed.len() >= 8
+            && failed.iter().all(|a| a["ok"] == false
+                && a["http_status"].is_null()
+                && a["error"] == "no answer from the receiver"),
+        "{v}"
+    );
+    assert!(fake.events().is_empty());
+    fake.start().await;
+    // Past the longest retry delay that can be pending, a few times over.
+    for _ in 0..30 {
+        if fake.events().len() >= expected {
+            break;
+        }
+        app.clock.advance_ms(400_000);
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+    fake.wait(expected).await;
+    // Nothing comes twice, however long we wait.
+    for _ in 0..5 {
+        app.clock.advance_ms(3_600_000);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let got = fake.events();
+    assert_eq!(got.len(), expected, "each event exactly once");
+    for (n, openid) in users.iter().enumerate() {
+        let mine: Vec<&str> = got
+            .iter()
+            .filter(|r| r.fields["FromUserName"] == openid.as_str())
+            .map(|r| r.fields["items"][0]["TemplateId"].as_str().expect("t"))
+            .collect();
+        let want: Vec<&str> = if n < 3 {
+            vec![ids[0].as_str(), ids[1].as_str()]
+        } else {
+            vec![ids[0].as_str()]
+        };
+        assert_eq!(mine, want, "user {n}: every event, in order");
+    }
 }

@@ -207,3 +207,81 @@ async fn the_token_endpoint_has_a_daily_quota() {
     app.clock.advance_ms(86_400_000);
     let _ = app.token().await;
 }
+
+#[tokio::test]
+async fn repeated_wrong_secrets_shut_the_caller_out_even_with_the_right_one() {
+    let app = spawn_app_with(|s| s.auth_failures_per_minute = 3).await;
+    let token = app.token().await;
+    let wrong = |appid: &str| {
+        format!(
+            "/cgi-bin/token?grant_type=client_credential&appid={appid}&secret={}",
+            "0".repeat(32)
+        )
+    };
+    for _ in 0..3 {
+        let v = app.get(&wrong(&app.appid)).await;
+        assert_eq!(errcode(&v), 40125, "{v}");
+    }
+    // The fourth wrong secret spends the allowance: from now on the address is shut out.
+    let v = app.get(&wrong(&app.appid)).await;
+    assert_eq!(errcode(&v), 40125, "{v}");
+    let right = format!(
+        "/cgi-bin/token?grant_type=client_credential&appid={}&secret={}",
+        app.appid, app.secret
+    );
+    let v = app.get(&right).await;
+    assert_eq!(
+        errcode(&v),
+        45011,
+        "a right guess is no use while shut out: {v}"
+    );
+    let v = app
+        .post(
+            "/cgi-bin/stable_token",
+            json!({"grant_type": "client_credential", "appid": app.appid, "secret": app.secret}),
+        )
+        .await;
+    assert_eq!(errcode(&v), 45011, "{v}");
+    // The address is shut out as a whole: its admin calls too.
+    let (s, _) = app
+        .call(reqwest::Method::GET, "/admin/apps", Some(ADMIN_TOKEN), None)
+        .await;
+    assert_eq!(s, 429);
+    // Calls that check no secret go on (an access token already held keeps working).
+    let v = app
+        .get(&format!("/wxaapi/newtmpl/getcategory?access_token={token}"))
+        .await;
+    assert_eq!(errcode(&v), 0, "{v}");
+}
+
+#[tokio::test]
+async fn repeated_wrong_admin_tokens_shut_the_caller_out_and_are_answered_429() {
+    let app = spawn_app_with(|s| s.auth_failures_per_minute = 2).await;
+    for _ in 0..3 {
+        let (s, _) = app
+            .call(
+                reqwest::Method::GET,
+                "/admin/apps",
+                Some("not-the-admin-token-at-all"),
+                None,
+            )
+            .await;
+        assert_eq!(s, 401);
+    }
+    let (s, v) = app
+        .call(reqwest::Method::GET, "/admin/apps", Some(ADMIN_TOKEN), None)
+        .await;
+    assert_eq!(s, 429, "shut out even with the right token: {v}");
+    // No credentials at all is not counted as a guess (a console before sign-in).
+    let app = spawn_app_with(|s| s.auth_failures_per_minute = 2).await;
+    for _ in 0..5 {
+        let (s, _) = app
+            .call(reqwest::Method::GET, "/admin/apps", None, None)
+            .await;
+        assert_eq!(s, 401);
+    }
+    let (s, _) = app
+        .call(reqwest::Method::GET, "/admin/apps", Some(ADMIN_TOKEN), None)
+        .await;
+    assert_eq!(s, 200);
+}

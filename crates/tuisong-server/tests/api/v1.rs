@@ -183,3 +183,42 @@ async fn another_apps_message_is_not_found() {
         .await;
     assert_eq!(s, 404);
 }
+
+#[tokio::test]
+async fn a_data_key_the_template_lacks_is_a_400_naming_it_in_v1_and_ignored_in_wechats_dialect() {
+    let app = spawn_app().await;
+    let (t, d, id, mut data) = app.subscribed(2).await;
+    data["thing999"] = json!({"value": "多余"});
+    let (s, v) = app
+        .v1_send(
+            &t,
+            json!({"touser": d.openid, "template_id": id, "data": data}),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let msg = v["error"]["message"].as_str().expect("message");
+    assert!(msg.starts_with("data.thing999: "), "{msg}");
+    // WeChat ignores keys its template lacks; so does its dialect here, and stores none.
+    let obj = data.as_object_mut().expect("object");
+    for i in 0..2000 {
+        obj.insert(format!("thing{}", 1000 + i), json!({"value": "x"}));
+    }
+    let v = app
+        .send(
+            &t,
+            json!({"touser": d.openid, "template_id": id, "data": data}),
+        )
+        .await;
+    assert_eq!(errcode(&v), 0, "{v}");
+    let msgid = v["msgid"].as_u64().expect("msgid");
+    let (s, m) = app
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/messages/{msgid}"),
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{m}");
+    assert!(!m.to_string().contains("thing1000"), "{m}");
+}

@@ -35,6 +35,11 @@ pub async fn spawn() -> Result<Server> {
         data_dir: dir.path().to_owned(),
         admin_token: Some(Secret::new(ADMIN_TOKEN)),
         worker_tick: std::time::Duration::from_millis(20),
+        // The console test's push receiver listens on 127.0.0.1.
+        push: tuisong_server::push::PushSettings {
+            allow_private: true,
+            ..Default::default()
+        },
         ..Settings::default()
     };
     let listener = TcpListener::bind("127.0.0.1:0").await?;

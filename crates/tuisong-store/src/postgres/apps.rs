@@ -3,15 +3,15 @@
 
 use super::error::{collect, one};
 use super::tx::in_tx;
-use super::{LOCK_TOKENS, PgStore};
+use super::{LOCK_LOGIN, LOCK_TOKENS, PgStore};
 use crate::flow::Steps;
 use crate::rows::{self, APP_COLS, SUBSCRIBER_COLS, TOKEN_COLS, USER_COLS};
 use async_trait::async_trait;
 use tuisong_core::clock::Millis;
 use tuisong_core::ids::{AppId, OpenId, Secret, UserId};
 use tuisong_core::store::{
-    AccessToken, App, AppStore, CodeOutcome, LoginCode, StoreError, Subscriber, TokenKind,
-    TokenStore, User, UserStore,
+    AccessToken, App, AppStore, CodeOutcome, LoginCode, MAX_OPEN_LOGIN_CODES, StoreError,
+    Subscriber, TokenKind, TokenStore, User, UserStore,
 };
 
 #[async_trait]
@@ -226,13 +226,11 @@ impl UserStore for PgStore {
 
     async fn insert_login_code(&self, code: &LoginCode) -> Result<(), StoreError> {
         let l = code;
+        let user = format!("{}/{}", l.appid.as_str(), l.openid.as_str());
+        let keep = MAX_OPEN_LOGIN_CODES as i64 - 1;
         in_tx!(self, |tx| {
-            // Old codes are useless after expiry; sweep them as new ones arrive.
-            tx.exec(
-                "DELETE FROM login_codes WHERE expires_at < $1",
-                &[&(l.expires_at - 86_400_000)],
-            )
-            .await?;
+            // One user's logins take turns, so the bound below is exact across nodes.
+            tx.lock(LOCK_LOGIN, &user).await?;
             tx.exec(
                 "INSERT INTO login_codes (code, appid, openid, session_key, expires_at) VALUES ($1, $2, $3, $4, $5)",
                 &[
@@ -242,6 +240,16 @@ impl UserStore for PgStore {
                     &l.session_key,
                     &l.expires_at,
                 ],
+            )
+            .await?;
+            // The user's bound: unused codes beyond it go, oldest first. Expired codes of
+            // everyone are the retention sweep's, off this path.
+            tx.exec(
+                "DELETE FROM login_codes WHERE code IN (
+                     SELECT code FROM login_codes
+                     WHERE appid = $1 AND openid = $2 AND used_at IS NULL AND code <> $3
+                     ORDER BY expires_at DESC, code DESC OFFSET $4)",
+                &[&l.appid.as_str(), &l.openid.as_str(), &l.code, &keep],
             )
             .await?;
         })

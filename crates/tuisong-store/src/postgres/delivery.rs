@@ -41,7 +41,7 @@ impl DeliveryStore for PgStore {
         msgid: MsgId,
         device: &str,
         now: Millis,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<bool>, StoreError> {
         let id = msgid.0 as i64;
         in_tx!(self, |tx| flow::ack(
             &mut tx,

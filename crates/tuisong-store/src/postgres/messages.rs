@@ -18,7 +18,12 @@ use tuisong_core::store::{
 #[async_trait]
 impl MessageStore for PgStore {
     async fn send(&self, msg: &NewMessage) -> Result<SendOutcome, StoreError> {
-        in_tx!(self, |tx| flow::send(&mut tx, msg).await?)
+        // With an idempotency key a re-run after a lost COMMIT finds the first message
+        // and answers it as a replay, so it may run again whatever happened (see in_tx).
+        let keyed = msg.idempotency.is_some();
+        in_tx!(self, rerun_after_commit = keyed, |tx| {
+            flow::send(&mut tx, msg).await?
+        })
     }
 
     async fn get_message(

@@ -33,21 +33,23 @@ mod messages;
 mod policy;
 pub(crate) mod pool;
 mod push;
+mod retention;
 mod steps;
 mod templates;
 pub(crate) mod tx;
 
 use error::be;
 use pool::Pool;
-use std::sync::Mutex;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use tuisong_core::store::StoreError;
 
 const SCHEMA_V1: &str = include_str!("../schema_postgres.sql");
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_V2: &str = include_str!("../schema_postgres_v2.sql");
+/// Schema version N is `MIGRATIONS[N - 1]` applied on top of version N - 1.
+const MIGRATIONS: [&str; 2] = [SCHEMA_V1, SCHEMA_V2];
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Namespaces of the two-key advisory locks (`pg_advisory_xact_lock(ns, hashtext(key))`).
 /// A hash collision only serializes two unrelated keys; it never breaks a rule.
@@ -56,6 +58,7 @@ const LOCK_TEMPLATES: i32 = 2;
 const LOCK_IDEMPOTENCY: i32 = 3;
 const LOCK_OUTBOX: i32 = 4;
 const LOCK_TOKENS: i32 = 5;
+const LOCK_LOGIN: i32 = 6;
 
 pub struct PgStore {
     pool: Pool,
@@ -76,11 +79,7 @@ impl PgStore {
             config.connect_timeout(Duration::from_secs(10));
         }
         let store = PgStore {
-            pool: Pool {
-                config,
-                idle: Mutex::new(Vec::new()),
-                permits: Semaphore::new(pool_size.max(1)),
-            },
+            pool: Pool::new(config, pool_size),
         };
         store.migrate().await?;
         Ok(store)
@@ -88,7 +87,8 @@ impl PgStore {
 
     /// Brings the schema (the first one on the connection's `search_path`) to
     /// `SCHEMA_VERSION` in one transaction, under an advisory lock so concurrent starters
-    /// wait for the first and then find nothing to do.
+    /// wait for the first and then find nothing to do. A fresh schema runs version 1 then
+    /// 2; one made by an older release runs only what it lacks.
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut conn = self.pool.get().await?;
         let tx = conn.client.transaction().await.map_err(be)?;
@@ -112,8 +112,16 @@ impl PgStore {
                 "the database has schema version {version}, newer than this build knows ({SCHEMA_VERSION})"
             )));
         }
-        if version == 0 {
-            tx.batch_execute(SCHEMA_V1).await.map_err(be)?;
+        if version < SCHEMA_VERSION {
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+                tx.batch_execute(sql).await.map_err(|e| {
+                    StoreError::Backend(format!("migrating the schema to version {}: {e}", i + 1))
+                })?;
+            }
+            // One row: the version the schema is at.
+            tx.batch_execute("DELETE FROM schema_version")
+                .await
+                .map_err(be)?;
             tx.execute(
                 "INSERT INTO schema_version (version) VALUES ($1)",
                 &[&SCHEMA_VERSION],
@@ -131,7 +139,18 @@ impl PgStore {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, StoreError> {
         let mut conn = self.pool.get().await?;
-        conn.all(sql, params).await.map_err(be)
+        match conn.all(sql, params).await {
+            Err(e) if conn.failed(&e) => {
+                // A read changes nothing: once more on a fresh connection.
+                drop(conn);
+                let mut conn = self.pool.get().await?;
+                conn.all(sql, params).await.map_err(|e| {
+                    conn.failed(&e);
+                    be(e)
+                })
+            }
+            r => r.map_err(be),
+        }
     }
 
     async fn read_opt(
@@ -140,6 +159,16 @@ impl PgStore {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, StoreError> {
         let mut conn = self.pool.get().await?;
-        conn.opt(sql, params).await.map_err(be)
+        match conn.opt(sql, params).await {
+            Err(e) if conn.failed(&e) => {
+                drop(conn);
+                let mut conn = self.pool.get().await?;
+                conn.opt(sql, params).await.map_err(|e| {
+                    conn.failed(&e);
+                    be(e)
+                })
+            }
+            r => r.map_err(be),
+        }
     }
 }

@@ -9,7 +9,7 @@ use crate::rows::{self, ATTEMPT_COLS, Cells, OUTBOX_COLS};
 use async_trait::async_trait;
 use tuisong_core::clock::Millis;
 use tuisong_core::ids::AppId;
-use tuisong_core::push::{OutboxItem, PushAttempt, PushConfig};
+use tuisong_core::push::{ClaimLimits, OutboxItem, PushAttempt, PushConfig};
 use tuisong_core::store::{PushStore, StoreError};
 
 #[async_trait]
@@ -61,37 +61,64 @@ impl PushStore for PgStore {
         &self,
         now: Millis,
         lease_until: Millis,
-        limit: usize,
+        limits: &ClaimLimits,
     ) -> Result<Vec<OutboxItem>, StoreError> {
         let returning: String = OUTBOX_COLS
             .split(", ")
             .map(|c| format!("u.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
-        // Only the oldest pending row of each user qualifies, and a row another node is
-        // claiming is skipped, not waited for: while it is locked (and after, when its
-        // lease is in the future) the user's later rows do not qualify either.
+        let busy_apps: Vec<String> = limits.in_flight.keys().cloned().collect();
+        let busy_counts: Vec<i64> = limits.in_flight.values().map(|n| lim(*n)).collect();
+        // `heads`: the oldest pending row of each user, if due; `rn` numbers each app's
+        // heads oldest first, so ordering by it makes the apps take turns, and `rn` plus
+        // what the app has in flight bounds its share. A row another node is claiming is
+        // skipped, not waited for: while it is locked (and after, when its lease is in the
+        // future) the user's later rows do not qualify either. The state is re-checked on
+        // the locked row itself, so a row claimed by a node that committed meanwhile is
+        // not taken again.
         let claim = format!(
-            "WITH picked AS (
-                SELECT o.id, o.next_attempt_at AS due FROM push_outbox o
+            "WITH heads AS (
+                SELECT o.id, o.appid, o.next_attempt_at AS due,
+                       ROW_NUMBER() OVER (PARTITION BY o.appid
+                                          ORDER BY o.next_attempt_at, o.id) AS rn
+                FROM push_outbox o
                 WHERE o.status = 'pending' AND o.next_attempt_at <= $1
                   AND o.id = (SELECT MIN(p.id) FROM push_outbox p
                               WHERE p.appid = o.appid AND p.openid = o.openid
-                                AND p.status = 'pending')
-                ORDER BY o.next_attempt_at, o.id LIMIT $3
+                                AND p.status = 'pending')),
+             busy AS (SELECT * FROM unnest($5::text[], $6::bigint[]) AS b(appid, n)),
+             picked AS (
+                SELECT o.id, h.due, h.rn FROM heads h JOIN push_outbox o ON o.id = h.id
+                WHERE o.status = 'pending' AND o.next_attempt_at <= $1
+                  AND h.rn + COALESCE((SELECT b.n FROM busy b WHERE b.appid = h.appid), 0) <= $4
+                ORDER BY h.rn, h.due, h.id LIMIT $3
                 FOR UPDATE OF o SKIP LOCKED)
              UPDATE push_outbox u SET next_attempt_at = $2 FROM picked
              WHERE u.id = picked.id
-             RETURNING {returning}, picked.due"
+             RETURNING {returning}, picked.due, picked.rn"
         );
+        let (total, per_app) = (lim(limits.total), lim(limits.per_app));
         in_tx!(self, |tx| {
-            let rows = tx.all(&claim, &[&now, &lease_until, &lim(limit)]).await?;
+            let rows = tx
+                .all(
+                    &claim,
+                    &[
+                        &now,
+                        &lease_until,
+                        &total,
+                        &per_app,
+                        &busy_apps,
+                        &busy_counts,
+                    ],
+                )
+                .await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
-                out.push((r.int(6)?, rows::outbox_item(r)?));
+                out.push((r.int(7)?, r.int(6)?, rows::outbox_item(r)?));
             }
-            out.sort_by_key(|(due, item)| (*due, item.id));
-            out.into_iter().map(|(_, i)| i).collect::<Vec<_>>()
+            out.sort_by_key(|(rn, due, item)| (*rn, *due, item.id));
+            out.into_iter().map(|(_, _, i)| i).collect::<Vec<_>>()
         })
     }
 

@@ -1,9 +1,11 @@
 //! A PostgreSQL transaction as the store runs it: [`Tx`] buffers analytics bumps and
 //! outbox events and writes them, sorted, just before `COMMIT` (so a hot row is held for
 //! microseconds); [`in_tx!`] runs a body in one on a pooled connection and runs it again
-//! after a deadlock or serialization failure.
+//! after a deadlock or serialization failure, and once on a fresh connection when the
+//! connection died before `COMMIT` was sent.
 
 use super::LOCK_OUTBOX;
+use super::error::TxError;
 use super::pool::{Cache, PgConn, Session};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -60,7 +62,9 @@ impl Tx<'_> {
         e.1 += value;
     }
 
-    pub(super) async fn commit(mut self) -> Result<(), tokio_postgres::Error> {
+    /// Writes the buffered rows and commits. A failure of the `COMMIT` itself is
+    /// [`TxError::Commit`]: if the connection was lost there, the outcome is unknown.
+    pub(super) async fn commit(mut self) -> Result<(), TxError> {
         // Stable sort: one user's events keep the order they were caused in.
         let mut outbox = std::mem::take(&mut self.outbox);
         outbox.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
@@ -90,7 +94,7 @@ impl Tx<'_> {
             )
             .await?;
         }
-        self.q.client.commit().await
+        self.q.client.commit().await.map_err(TxError::Commit)
     }
 }
 
@@ -122,12 +126,30 @@ impl PgConn {
 /// commits, and runs it again from the start after a deadlock or serialization failure.
 /// The body is an expression inside an async block: it must not `return` (that would
 /// leave the block without committing).
+///
+/// A lost connection (closed, an I/O error, `pg_terminate_backend`, a server shutting
+/// down) drops that connection and runs the body once more on a fresh one — but only
+/// when that cannot do the work twice:
+/// - before `COMMIT` was sent the transaction is certainly rolled back (PostgreSQL never
+///   commits the open transaction of a session that ended), so running it again is safe;
+/// - during or after `COMMIT` the server may have committed and the answer was lost.
+///   Running a send again would then consume a second grant and store a second message,
+///   so it is done only where the caller says the body is idempotent
+///   (`rerun_after_commit = true`: a send with an idempotency key, whose re-run finds the
+///   first message and answers it as a replay). Otherwise the caller gets
+///   `StoreError::Unavailable` (503 / -1): "unknown, retry with a key" is the honest answer.
+///
+/// A second lost connection, or a failed reconnect, is `Unavailable` as well.
 macro_rules! in_tx {
-    ($store:expr, |$tx:ident| $body:expr) => {{
+    ($store:expr, |$tx:ident| $body:expr) => {
+        $crate::postgres::tx::in_tx!($store, rerun_after_commit = false, |$tx| $body)
+    };
+    ($store:expr, rerun_after_commit = $again:expr, |$tx:ident| $body:expr) => {{
         use $crate::postgres::error::TxError;
-        let mut conn = $store.pool.get().await?;
         let mut attempt: u32 = 0;
+        let mut reconnected = false;
         loop {
+            let mut conn = $store.pool.get().await?;
             let r: Result<_, TxError> = async {
                 #[allow(unused_mut)]
                 let mut $tx = conn.begin().await?;
@@ -138,8 +160,18 @@ macro_rules! in_tx {
             .await;
             match r {
                 Ok(v) => break Ok(v),
+                Err(e) if e.lost_connection() => {
+                    conn.discard();
+                    drop(conn);
+                    if !reconnected && (e.before_commit() || $again) {
+                        reconnected = true;
+                        continue;
+                    }
+                    break Err(e.into_store());
+                }
                 Err(e) if attempt < $crate::postgres::tx::RETRIES && e.retryable() => {
                     attempt += 1;
+                    drop(conn);
                     $crate::postgres::tx::backoff(attempt).await;
                 }
                 Err(e) => break Err(e.into_store()),

@@ -10,8 +10,8 @@ use rusqlite::{OptionalExtension, params};
 use tuisong_core::clock::Millis;
 use tuisong_core::ids::{AppId, OpenId, Secret, UserId};
 use tuisong_core::store::{
-    AccessToken, App, AppStore, CodeOutcome, LoginCode, StoreError, Subscriber, TokenKind,
-    TokenStore, User, UserStore,
+    AccessToken, App, AppStore, CodeOutcome, LoginCode, MAX_OPEN_LOGIN_CODES, StoreError,
+    Subscriber, TokenKind, TokenStore, User, UserStore,
 };
 
 #[async_trait]
@@ -252,13 +252,25 @@ impl UserStore for SqliteStore {
     async fn insert_login_code(&self, code: &LoginCode) -> Result<(), StoreError> {
         let l = code.clone();
         self.write(move |c| {
-            // Old codes are useless after expiry; sweep them as new ones arrive.
-            c.prepare_cached("DELETE FROM login_codes WHERE expires_at < ?1")?
-                .execute([l.expires_at - 86_400_000])?;
             c.prepare_cached(
                 "INSERT INTO login_codes (code, appid, openid, session_key, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![l.code, l.appid.as_str(), l.openid.as_str(), l.session_key, l.expires_at])?;
+            // The user's bound: unused codes beyond it go, oldest first. This touches only
+            // this user's few rows (index login_codes_user); expired codes of everyone are
+            // the retention sweep's, off this path.
+            c.prepare_cached(
+                "DELETE FROM login_codes WHERE rowid IN (
+                     SELECT rowid FROM login_codes
+                     WHERE appid = ?1 AND openid = ?2 AND used_at IS NULL AND code <> ?3
+                     ORDER BY expires_at DESC, rowid DESC LIMIT -1 OFFSET ?4)",
+            )?
+            .execute(params![
+                l.appid.as_str(),
+                l.openid.as_str(),
+                l.code,
+                MAX_OPEN_LOGIN_CODES as i64 - 1
+            ])?;
             Ok(())
         })
         .await

@@ -1,5 +1,6 @@
-//! Per-user inboxes on the embedded store: reading, acks and opens (the shared flows),
-//! and the scheduler's releases and expiries.
+//! Per-user inboxes on the embedded store: reading, acks and opens (the shared flows,
+//! which change nothing for a message that is not the caller's), and the scheduler's
+//! releases and expiries.
 
 use super::SqliteStore;
 use super::steps::Sq;
@@ -43,7 +44,7 @@ impl DeliveryStore for SqliteStore {
         msgid: MsgId,
         device: &str,
         now: Millis,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<bool>, StoreError> {
         let (user, device) = (user_id.clone(), device.to_owned());
         let id = msgid.0 as i64;
         self.write(move |c| ready(flow::ack(&mut Sq(c), user.as_str(), id, &device, now)))

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 use tuisong_core::clock::Millis;
 use tuisong_core::ids::AppId;
-use tuisong_core::push::{OutboxItem, PushAttempt, PushConfig};
+use tuisong_core::push::{ClaimLimits, OutboxItem, PushAttempt, PushConfig};
 use tuisong_core::store::{PushStore, StoreError};
 
 #[async_trait]
@@ -55,18 +55,39 @@ impl PushStore for SqliteStore {
         &self,
         now: Millis,
         lease_until: Millis,
-        limit: usize,
+        limits: &ClaimLimits,
     ) -> Result<Vec<OutboxItem>, StoreError> {
+        let (total, per_app) = (limits.total as i64, limits.per_app as i64);
+        let in_flight = serde_json::to_string(&limits.in_flight)
+            .map_err(|e| StoreError::Backend(format!("encoding the claim limits: {e}")))?;
+        let cols: String = OUTBOX_COLS
+            .split(", ")
+            .map(|c| format!("o.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         self.write(move |c| {
+            // `heads`: the oldest pending row of each user, if due; `rn` numbers each
+            // app's heads oldest first. Ordering by `rn` first makes the apps take turns,
+            // and `rn` plus what the app has in flight bounds its share.
             let items: Vec<OutboxItem> = c
                 .prepare_cached(&format!(
-                    "SELECT {OUTBOX_COLS} FROM push_outbox o
-                     WHERE o.status = 'pending' AND o.next_attempt_at <= ?1
-                       AND o.id = (SELECT MIN(p.id) FROM push_outbox p
-                                   WHERE p.appid = o.appid AND p.openid = o.openid AND p.status = 'pending')
-                     ORDER BY o.next_attempt_at, o.id LIMIT ?2"
+                    "WITH heads AS (
+                        SELECT o.id, o.appid, o.next_attempt_at AS due,
+                               ROW_NUMBER() OVER (PARTITION BY o.appid
+                                                  ORDER BY o.next_attempt_at, o.id) AS rn
+                        FROM push_outbox o
+                        WHERE o.status = 'pending' AND o.next_attempt_at <= ?1
+                          AND o.id = (SELECT MIN(p.id) FROM push_outbox p
+                                      WHERE p.appid = o.appid AND p.openid = o.openid
+                                        AND p.status = 'pending'))
+                     SELECT {cols} FROM heads h JOIN push_outbox o ON o.id = h.id
+                     WHERE h.rn + COALESCE((SELECT CAST(b.value AS INTEGER)
+                                            FROM json_each(?4) b WHERE b.key = h.appid), 0) <= ?3
+                     ORDER BY h.rn, h.due, h.id LIMIT ?2"
                 ))?
-                .query_map(params![now, limit as i64], |r| rows::outbox_item(r))?
+                .query_map(params![now, total, per_app, in_flight], |r| {
+                    rows::outbox_item(r)
+                })?
                 .collect::<rusqlite::Result<_>>()?;
             for item in &items {
                 c.prepare_cached("UPDATE push_outbox SET next_attempt_at = ?2 WHERE id = ?1")?

@@ -6,7 +6,7 @@
 use super::be;
 use rusqlite::{Connection, OpenFlags};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 use tuisong_core::store::StoreError;
 
@@ -78,15 +78,33 @@ impl Readers {
 
 /// Copies the WAL back into the database every 200 ms (PASSIVE: it never blocks the
 /// writer or readers), until the store is dropped.
-pub(super) fn checkpoint_loop(conn: Connection, alive: std::sync::Weak<()>) {
+pub(super) fn checkpoint_loop(conn: Arc<Mutex<Connection>>, alive: std::sync::Weak<()>) {
+    let passive = |conn: &Mutex<Connection>| match conn.lock() {
+        Ok(c) => c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())),
+        Err(_) => Ok(()),
+    };
     while alive.upgrade().is_some() {
         std::thread::sleep(std::time::Duration::from_millis(200));
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        if let Err(e) = passive(&conn) {
             tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
         }
     }
     // A last one so a clean shutdown leaves a small WAL.
-    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+    let _ = passive(&conn);
+}
+
+/// Copies the whole WAL into the database and truncates it to zero bytes: first a
+/// PASSIVE pass (no waiting), then TRUNCATE, which holds writers back only while it waits
+/// for the readers still on the old WAL and copies what the first pass left. Returns
+/// false when a reader kept it from truncating (the next sweep tries again).
+pub(super) fn truncate_wal(conn: &Mutex<Connection>) -> Result<bool, StoreError> {
+    let c = conn.lock().map_err(|_| StoreError::Closed)?;
+    c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        .map_err(be)?;
+    let busy: i64 = c
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+        .map_err(be)?;
+    Ok(busy == 0)
 }
 
 pub(super) fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, batch_max: usize) {

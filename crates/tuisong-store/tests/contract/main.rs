@@ -80,6 +80,13 @@ macro_rules! contract {
     };
 }
 
+// The push outbox's fairness and leases (the cases use `contract!`, so after it).
+mod push;
+// Acks and opens of another user's message.
+mod delivery;
+// Retention sweeps, the login-code bound, the schema upgrade, the embedded store's files.
+mod retention;
+
 struct World {
     app: App,
     openid: OpenId,
@@ -688,7 +695,7 @@ contract!(
     the_push_outbox_hands_out_one_event_per_user_in_order_and_leases_it
 );
 async fn the_push_outbox_hands_out_one_event_per_user_in_order_and_leases_it(b: Backend) {
-    use tuisong_core::push::{PushAttempt, PushConfig, PushFormat, PushMode};
+    use tuisong_core::push::{ClaimLimits, PushAttempt, PushConfig, PushFormat, PushMode};
     let w = world(&b.store, false).await;
     // No config: nothing is queued.
     b.store
@@ -697,7 +704,7 @@ async fn the_push_outbox_hands_out_one_event_per_user_in_order_and_leases_it(b: 
         .expect("g");
     assert!(
         b.store
-            .claim_push(10, 20, 10)
+            .claim_push(10, 20, &ClaimLimits::up_to(10))
             .await
             .expect("claim")
             .is_empty()
@@ -723,11 +730,15 @@ async fn the_push_outbox_hands_out_one_event_per_user_in_order_and_leases_it(b: 
         .apply_prompt(&w.app.appid, &w.openid, &[grant(&w.template.id)], 3)
         .await
         .expect("g");
-    let first = b.store.claim_push(10, 1_000, 10).await.expect("claim");
+    let first = b
+        .store
+        .claim_push(10, 1_000, &ClaimLimits::up_to(10))
+        .await
+        .expect("claim");
     assert_eq!(first.len(), 1, "{}: only the oldest of one user", b.name);
     assert!(
         b.store
-            .claim_push(20, 2_000, 10)
+            .claim_push(20, 2_000, &ClaimLimits::up_to(10))
             .await
             .expect("claim")
             .is_empty(),
@@ -751,20 +762,28 @@ async fn the_push_outbox_hands_out_one_event_per_user_in_order_and_leases_it(b: 
         .expect("retry");
     assert!(
         b.store
-            .claim_push(40, 2_000, 10)
+            .claim_push(40, 2_000, &ClaimLimits::up_to(10))
             .await
             .expect("claim")
             .is_empty(),
         "not before the retry time"
     );
-    let again = b.store.claim_push(50, 2_000, 10).await.expect("claim");
+    let again = b
+        .store
+        .claim_push(50, 2_000, &ClaimLimits::up_to(10))
+        .await
+        .expect("claim");
     assert_eq!(again[0].id, first[0].id);
     assert_eq!(again[0].attempts, 1);
     b.store
         .finish_push(&w.app.appid, &attempt(first[0].id, true), None)
         .await
         .expect("done");
-    let next = b.store.claim_push(60, 2_000, 10).await.expect("claim");
+    let next = b
+        .store
+        .claim_push(60, 2_000, &ClaimLimits::up_to(10))
+        .await
+        .expect("claim");
     assert_eq!(next.len(), 1);
     assert!(next[0].id > first[0].id, "then the next one of that user");
     assert_eq!(

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio_postgres::NoTls;
-use tuisong_core::push::{PushAttempt, PushConfig, PushFormat, PushMode};
+use tuisong_core::push::{ClaimLimits, PushAttempt, PushConfig, PushFormat, PushMode};
 
 const ENV: &str = "TUISONG_TEST_PG";
 
@@ -184,7 +184,10 @@ async fn two_nodes_share_grants_exactly_and_never_claim_the_same_push_event() {
                 if claimed.lock().expect("lock").len() >= expected {
                     break;
                 }
-                let items = s.claim_push(100, 10_000_000, 3).await.expect("claim");
+                let items = s
+                    .claim_push(100, 10_000_000, &ClaimLimits::up_to(3))
+                    .await
+                    .expect("claim");
                 if items.is_empty() {
                     tokio::task::yield_now().await;
                     continue;
@@ -234,7 +237,7 @@ async fn two_nodes_share_grants_exactly_and_never_claim_the_same_push_event() {
         }
     }
     assert!(
-        a.claim_push(100, 10_000_000, 10)
+        a.claim_push(100, 10_000_000, &ClaimLimits::up_to(10))
             .await
             .expect("c")
             .is_empty()
@@ -868,7 +871,7 @@ async fn script(s: &Arc<dyn Store>, ids: &ScriptIds) -> Vec<String> {
         round += 1;
         let items = log!(
             "claim",
-            s.claim_push(1_000 * round, 1_000 * round + 500, 100)
+            s.claim_push(1_000 * round, 1_000 * round + 500, &ClaimLimits::up_to(100))
                 .await
                 .expect("x")
         );

@@ -125,6 +125,10 @@ impl ServerProc {
         }
         cmd.env("TUISONG_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("TUISONG_LOG", "warn")
+            // The simulated devices all come from 127.0.0.1: the per-address limits of
+            // the device API would refuse the bench's own setup.
+            .env("TUISONG_CLIENT_USERS_PER_MINUTE", "0")
+            .env("TUISONG_CLIENT_LOGINS_PER_MINUTE", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
