@@ -192,6 +192,61 @@ pub fn check(rule: Rule, value: &str, enum_values: &[String]) -> Result<(), Keyw
     }
 }
 
+/// Why `value` breaks `rule`, for people: the native API's message says this where
+/// WeChat's errmsg says only `invalid`. Meant for a value [`check`] refused.
+pub fn explain(rule: Rule, value: &str, enum_values: &[String]) -> String {
+    let n = value.chars().count();
+    let long =
+        |max: usize| (n > max).then(|| format!("{rule} allows at most {max} characters, got {n}"));
+    if value.trim().is_empty() {
+        return format!("{rule} must not be empty");
+    }
+    let why = match rule {
+        Rule::Thing => long(THING_MAX_CHARS),
+        Rule::ShortThing => long(SHORT_THING_MAX_CHARS),
+        Rule::Number => long(NUMBER_MAX_CHARS),
+        Rule::Letter => long(LETTER_MAX_CHARS),
+        Rule::Symbol => long(SYMBOL_MAX_CHARS),
+        Rule::CharacterString => long(CHARACTER_STRING_MAX_CHARS),
+        Rule::PhoneNumber => long(PHONE_NUMBER_MAX_CHARS),
+        Rule::Phrase => long(PHRASE_MAX_CHARS),
+        Rule::CarNumber => long(8),
+        _ => None,
+    };
+    if let Some(why) = why {
+        return why;
+    }
+    match rule {
+        Rule::Thing | Rule::ShortThing => format!("{rule} must not contain control characters"),
+        Rule::Number => "number allows digits with at most one '.', like 3 or 12.50".into(),
+        Rule::Letter => "letter allows only ASCII letters".into(),
+        Rule::Symbol => "symbol allows only ASCII punctuation".into(),
+        Rule::CharacterString => {
+            "character_string allows only ASCII letters, digits and punctuation".into()
+        }
+        Rule::Time => {
+            "time allows a clock time like 15:01 or 2026-11-24 15:01, or a range of two joined by ~"
+                .into()
+        }
+        Rule::Date => {
+            "date allows a real date like 2026-11-24 or 2026年11月24日 (with an optional time), or a range of two joined by ~"
+                .into()
+        }
+        Rule::Amount => format!(
+            "amount allows at most {AMOUNT_MAX_DIGITS} digits with up to 2 decimals, an optional leading ¥ ￥ $ € £ and a trailing 元"
+        ),
+        Rule::PhoneNumber => "phone_number allows digits, + - ( ) and spaces".into(),
+        Rule::CarNumber => {
+            "car_number allows a plate of 7 or 8 characters: a CJK province character, then capital letters and digits".into()
+        }
+        Rule::Name => format!(
+            "name allows a Chinese name of at most {NAME_CHINESE_MAX_CHARS} characters or a Latin one of at most {NAME_LATIN_MAX_CHARS} letters, spaces and . · - '"
+        ),
+        Rule::Phrase => "phrase allows only CJK ideographs".into(),
+        Rule::Enum => format!("enum allows only one of: {}", enum_values.join(", ")),
+    }
+}
+
 /// A CJK ideograph: U+4E00–U+9FFF, U+3400–U+4DBF, U+F900–U+FAFF or U+20000–U+2FA1F.
 ///
 /// Chinese punctuation such as `。` or `·` is not an ideograph.
@@ -429,6 +484,24 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn explain_says_the_rule_the_limit_and_what_was_given() {
+        assert_eq!(
+            explain(Rule::Thing, &"长".repeat(26), &[]),
+            "thing allows at most 20 characters, got 26"
+        );
+        assert_eq!(explain(Rule::Thing, " ", &[]), "thing must not be empty");
+        assert!(explain(Rule::Time, "25:00", &[]).starts_with("time allows"));
+        let allowed = ["已发货".to_owned(), "已签收".to_owned()];
+        assert_eq!(
+            explain(Rule::Enum, "丢了", &allowed),
+            "enum allows only one of: 已发货, 已签收"
+        );
+        for rule in Rule::ALL {
+            assert!(explain(rule, "\u{1}x", &[]).starts_with(rule.as_str()));
+        }
+    }
 
     fn ok(rule: Rule, value: &str) {
         assert_eq!(

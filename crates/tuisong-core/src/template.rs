@@ -18,8 +18,13 @@ pub enum TemplateError {
     KidListInvalid,
     #[error("invalid sceneDesc")]
     SceneDescInvalid,
+    /// `error` is what WeChat says; `reason` says why, for the native API.
     #[error("argument invalid! data.{key}.value {error}")]
-    DataInvalid { key: String, error: KeywordError },
+    DataInvalid {
+        key: String,
+        error: KeywordError,
+        reason: String,
+    },
 }
 
 type Result<T, E = TemplateError> = std::result::Result<T, E>;
@@ -139,7 +144,8 @@ impl PrivateTemplate {
             let key = k.key();
             let value = data.get(&key).map(String::as_str).unwrap_or("");
             if let Err(error) = keyword::check(k.rule, value, &k.enum_values) {
-                return Err(TemplateError::DataInvalid { key, error });
+                let reason = keyword::explain(k.rule, value, &k.enum_values);
+                return Err(TemplateError::DataInvalid { key, error, reason });
             }
             rows.push(Row {
                 key,
@@ -244,7 +250,7 @@ mod tests {
         let first = t.keywords[0].key();
         data.remove(&first);
         match t.render(&data) {
-            Err(TemplateError::DataInvalid { key, error }) => {
+            Err(TemplateError::DataInvalid { key, error, .. }) => {
                 assert_eq!(key, first);
                 assert_eq!(error, KeywordError::Empty);
             }

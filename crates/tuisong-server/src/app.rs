@@ -37,6 +37,7 @@ pub struct Application {
     push: crate::push::PushSettings,
     retention: tuisong_core::service::Retention,
     retention_interval: std::time::Duration,
+    drain_timeout: std::time::Duration,
     addr: SocketAddr,
     router: Router,
     pub state: AppState,
@@ -131,6 +132,14 @@ impl Application {
     }
 
     pub async fn build_with(settings: Settings, opts: BuildOptions) -> anyhow::Result<Application> {
+        // The port first: a start that cannot listen must not create the data dir, the
+        // token, the database and the demo app, whose credentials it would then never show.
+        let listener = match opts.listener {
+            Some(l) => l,
+            None => TcpListener::bind(settings.listen)
+                .await
+                .with_context(|| format!("binding {}", settings.listen))?,
+        };
         prepare_data_dir(&settings.data_dir)?;
         // Before anything else is created: a start refused for its token leaves no database.
         let (token, admin_token_source) = admin_token(&settings)?;
@@ -148,7 +157,11 @@ impl Application {
         };
         // Refused sends are counted under their WeChat errcode, whichever dialect sent them.
         let platform_settings = tuisong_core::service::PlatformSettings {
-            refusal_code: |e| tuisong_wire::errcode::wx_error(e).0,
+            refusal_code: |e| match e {
+                // WeChat has no idempotency keys; 47001 would hide what happened.
+                tuisong_core::Error::IdempotencyConflict => "idempotency_conflict".to_owned(),
+                _ => tuisong_wire::errcode::wx_error(e).0.to_string(),
+            },
             ..settings.platform.clone()
         };
         let platform = Arc::new(Platform::new(store, opts.clock, platform_settings));
@@ -158,13 +171,19 @@ impl Application {
             None
         };
         let hub = Arc::new(Hub::default());
-        match &settings.bus {
+        let bus = match &settings.bus {
             Some(url) => {
                 let bus = crate::bus::NatsBus::connect(url, hub.clone(), platform.clone()).await?;
-                platform.set_notifier(bus);
+                platform.set_notifier(bus.clone());
+                Some(bus)
             }
-            None => platform.set_notifier(hub.clone()),
-        }
+            None => {
+                platform.set_notifier(hub.clone());
+                None
+            }
+        };
+        let node = bus.as_ref().map_or("standalone", |b| b.node());
+        let metrics = Arc::new(crate::metrics::Metrics::new(node));
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let state = AppState {
             platform,
@@ -189,14 +208,10 @@ impl Application {
                 ),
                 credentials: crate::guard::CredentialGuard::new(settings.auth_failures_per_minute),
             }),
+            metrics,
+            bus,
         };
         let router = api::router(state.clone());
-        let listener = match opts.listener {
-            Some(l) => l,
-            None => TcpListener::bind(settings.listen)
-                .await
-                .with_context(|| format!("binding {}", settings.listen))?,
-        };
         let addr = listener.local_addr()?;
         Ok(Application {
             listener,
@@ -205,6 +220,7 @@ impl Application {
             push: settings.push.clone(),
             retention: settings.retention.clone(),
             retention_interval: settings.retention_interval,
+            drain_timeout: settings.drain_timeout,
             addr,
             router,
             state,
@@ -226,8 +242,11 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `stop` completes, then drains in-flight requests, closes device
-    /// sessions and stops the workers.
+    /// Serves until `stop` completes, then drains: the listener closes, in-flight
+    /// requests finish, device sessions are closed with 1001 (going away) and the
+    /// workers stop — all within the drain timeout, after which it returns anyway. Every
+    /// answered write is already committed; the store's writer drains its queue and ends
+    /// when the last holder of the store lets go of it.
     pub async fn run_until(
         self,
         stop: impl Future<Output = ()> + Send + 'static,
@@ -238,22 +257,53 @@ impl Application {
             self.retention,
             self.retention_interval,
         ));
-        let shutdown = self.shutdown;
-        let stop = async move {
-            stop.await;
-            let _ = shutdown.send(true);
+        let shutdown = Arc::new(self.shutdown);
+        let stop = {
+            let shutdown = shutdown.clone();
+            async move {
+                stop.await;
+                let _ = shutdown.send(true);
+            }
         };
+        // Fires `drain_timeout` after the stop (however it came).
+        let drain = self.drain_timeout;
+        let mut stopped = shutdown.subscribe();
+        let timer = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(drain).await;
+        };
+        tokio::pin!(timer);
         // The peer address reaches handlers (`edge::limit::ClientIp`) for rate limits.
         let app = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(stop)
-            .await;
-        for w in tasks {
-            // A supervisor only ends at shutdown; one that panicked has nothing left to stop.
-            if let Err(e) = w.await {
-                tracing::error!(error = %e, "a worker supervisor failed");
+        let served = axum::serve(self.listener, app).with_graceful_shutdown(stop);
+        let served = tokio::select! {
+            r = served => r,
+            () = &mut timer => {
+                tracing::warn!(?drain, "requests still open at the end of the drain");
+                return Ok(());
+            }
+        };
+        // Serving may also end by itself (an error): the sessions and workers stop too.
+        let _ = shutdown.send(true);
+        let hub = self.state.hub.clone();
+        let rest = async move {
+            // Upgraded sockets are not axum's connections any more: wait for the sessions.
+            while hub.sockets() > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            for w in tasks {
+                // A supervisor only ends at shutdown; one that panicked has nothing to stop.
+                if let Err(e) = w.await {
+                    tracing::error!(error = %e, "a worker supervisor failed");
+                }
+            }
+        };
+        tokio::select! {
+            () = rest => {}
+            () = &mut timer => {
+                tracing::warn!(?drain, "device sockets or workers still open at the end of the drain");
             }
         }
         served

@@ -131,6 +131,16 @@ impl NatsBus {
         }))
     }
 
+    /// Whether the NATS client is connected now (`/readyz`).
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == State::Connected
+    }
+
+    /// This node's name on the bus.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     fn send(&self, subject: &'static str, payload: Vec<u8>) {
         let Ok(permit) = self.queued.clone().try_acquire_owned() else {
             tracing::debug!(subject, "the NATS publish queue is full; notice dropped");

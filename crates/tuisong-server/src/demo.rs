@@ -8,6 +8,9 @@ use tuisong_core::service::Platform;
 use tuisong_core::store::App;
 use tuisong_core::template::PrivateTemplate;
 
+/// The demo app's name; `tuisong app show --demo` finds it by this name.
+pub const DEMO_APP_NAME: &str = "Demo 小程序";
+
 pub struct DemoApp {
     pub app: App,
     pub templates: Vec<Arc<PrivateTemplate>>,
@@ -22,7 +25,7 @@ pub async fn ensure_demo_app(platform: &Platform) -> anyhow::Result<Option<DemoA
     if !platform.list_apps().await?.is_empty() {
         return Ok(None);
     }
-    let app = platform.create_app("Demo 小程序").await?;
+    let app = platform.create_app(DEMO_APP_NAME).await?;
     let picks = [
         first(platform, |t| t.kind == TemplateKind::OneTime),
         first(platform, |t| {

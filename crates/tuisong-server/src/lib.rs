@@ -12,6 +12,7 @@
 //! - `push`: the HTTP side of message push (handshake, signed and encrypted requests);
 //! - `bus`: notices between nodes over NATS;
 //! - `limit`: the keyed rate limiter (per client address, …) that the edge applies;
+//! - `metrics`: the node's metrics (`/metrics`), no dependency on the rest;
 //! - `guard`: repeated wrong secrets and admin tokens — counted, logged, shut out;
 //! - `web`: the console and the phone simulator (static files);
 //! - `app`, `settings`, `state`, `demo`: starting a node, its settings, its shared
@@ -27,6 +28,7 @@ pub mod edge;
 pub mod gateway;
 pub mod guard;
 pub mod limit;
+pub mod metrics;
 pub mod push;
 pub mod settings;
 pub mod state;

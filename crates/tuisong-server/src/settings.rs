@@ -50,6 +50,8 @@ pub struct Settings {
     pub retention: tuisong_core::service::Retention,
     /// How often the retention worker sweeps (expired login codes, then the rest).
     pub retention_interval: std::time::Duration,
+    /// How long a stop (SIGTERM, Ctrl-C) waits for requests and device sockets to end.
+    pub drain_timeout: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -75,6 +77,7 @@ impl Default for Settings {
             auth_failures_per_minute: 10,
             retention: tuisong_core::service::Retention::default(),
             retention_interval: std::time::Duration::from_secs(60),
+            drain_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -103,6 +106,7 @@ impl fmt::Debug for Settings {
             auth_failures_per_minute,
             retention,
             retention_interval,
+            drain_timeout,
         } = self;
         f.debug_struct("Settings")
             .field("listen", listen)
@@ -126,6 +130,7 @@ impl fmt::Debug for Settings {
             .field("auth_failures_per_minute", auth_failures_per_minute)
             .field("retention", retention)
             .field("retention_interval", retention_interval)
+            .field("drain_timeout", drain_timeout)
             .finish()
     }
 }
@@ -230,6 +235,32 @@ struct FileSettings {
     retention_push_days: Option<u64>,
     retention_stats_days: Option<u64>,
     retention_interval_secs: Option<u64>,
+    drain_timeout_secs: Option<u64>,
+}
+
+/// A TOML error as `line L, column C: key: message`: where it is (from the error's byte
+/// span) and, when the line is `key = value`, the key (the toml crate's message for a
+/// wrong type names neither). The line's text is not repeated: it may hold a secret.
+fn located(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    let Some(before) = e.span().and_then(|s| text.get(..s.start)) else {
+        return message.to_owned();
+    };
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let (line, column) = (
+        before.matches('\n').count() + 1,
+        before[line_start..].chars().count() + 1,
+    );
+    let key = text[line_start..]
+        .lines()
+        .next()
+        .and_then(|l| l.split_once('='))
+        .map(|(k, _)| k.trim().trim_matches(['"', '\'']))
+        .filter(|k| !k.is_empty() && !k.starts_with('[') && !message.contains(&format!("`{k}`")));
+    match key {
+        Some(key) => format!("line {line}, column {column}: {key}: {message}"),
+        None => format!("line {line}, column {column}: {message}"),
+    }
 }
 
 /// Values given on the command line (highest precedence).
@@ -310,7 +341,7 @@ impl Settings {
             })?;
             let f: FileSettings = toml::from_str(&text).map_err(|e| SettingsError::File {
                 path: path.to_owned(),
-                message: e.message().to_owned(),
+                message: located(&text, &e),
             })?;
             if let Some(v) = f.listen {
                 s.listen = parse_listen("listen", &v)?;
@@ -388,6 +419,7 @@ impl Settings {
                 ("retention_push_days", f.retention_push_days),
                 ("retention_stats_days", f.retention_stats_days),
                 ("retention_interval_secs", f.retention_interval_secs),
+                ("drain_timeout_secs", f.drain_timeout_secs),
             ] {
                 if let Some(v) = v {
                     s.set_numeric(key, key, v)?;
@@ -426,7 +458,7 @@ impl Settings {
 
 /// The rate-limit and retention keys: (file key, environment variable, allowed range).
 #[rustfmt::skip]
-const NUMERIC_KEYS: [(&str, &str, u64, u64); 9] = [
+const NUMERIC_KEYS: [(&str, &str, u64, u64); 10] = [
     ("client_users_per_minute", "TUISONG_CLIENT_USERS_PER_MINUTE", 0, 1_000_000),
     ("client_users_burst", "TUISONG_CLIENT_USERS_BURST", 1, 1_000_000),
     ("client_logins_per_minute", "TUISONG_CLIENT_LOGINS_PER_MINUTE", 0, 1_000_000),
@@ -436,6 +468,7 @@ const NUMERIC_KEYS: [(&str, &str, u64, u64); 9] = [
     ("retention_push_days", "TUISONG_RETENTION_PUSH_DAYS", 0, 36_500),
     ("retention_stats_days", "TUISONG_RETENTION_STATS_DAYS", 0, 36_500),
     ("retention_interval_secs", "TUISONG_RETENTION_INTERVAL_SECS", 1, 86_400),
+    ("drain_timeout_secs", "TUISONG_DRAIN_TIMEOUT_SECS", 1, 3_600),
 ];
 
 impl Settings {
@@ -466,6 +499,7 @@ impl Settings {
             "retention_messages_days" => self.retention.messages_days = n,
             "retention_push_days" => self.retention.push_days = n,
             "retention_stats_days" => self.retention.stats_days = n,
+            "drain_timeout_secs" => self.drain_timeout = std::time::Duration::from_secs(v),
             _ => self.retention_interval = std::time::Duration::from_secs(v),
         }
         Ok(())
@@ -545,6 +579,37 @@ mod tests {
         };
         let s = Settings::load(Some(f.path()), vec![], &o).expect("loads");
         assert_eq!(s.listen.port(), 9001);
+    }
+
+    #[test]
+    fn a_wrong_type_in_the_file_names_the_key_and_the_line() {
+        let f = file("listen = \"127.0.0.1:9000\"\n\nworker_tick_ms = \"fast\"\n");
+        let e = Settings::load(Some(f.path()), vec![], &Overrides::default()).expect_err("refused");
+        let shown = e.to_string();
+        assert!(
+            shown.contains("line 3, column 18: worker_tick_ms: invalid type"),
+            "{shown}"
+        );
+        let f = file("demo_app = true\nlisten_port = 3\n");
+        let e = Settings::load(Some(f.path()), vec![], &Overrides::default()).expect_err("refused");
+        assert!(
+            e.to_string()
+                .contains("line 2, column 1: unknown field `listen_port`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_drain_timeout_comes_from_the_file_or_the_env() {
+        let f = file("drain_timeout_secs = 3\n");
+        let s = Settings::load(Some(f.path()), vec![], &Overrides::default()).expect("loads");
+        assert_eq!(s.drain_timeout, std::time::Duration::from_secs(3));
+        let env = vec![("TUISONG_DRAIN_TIMEOUT_SECS".to_string(), "0".to_string())];
+        let e = Settings::load(None, env, &Overrides::default()).expect_err("refused");
+        assert!(
+            e.to_string().starts_with("TUISONG_DRAIN_TIMEOUT_SECS"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub struct AppState {
     pub worker_restarts: Arc<WorkerRestarts>,
     /// Per client address limits of the device API's unauthenticated and login calls.
     pub client_limits: Arc<ClientLimits>,
+    /// What `/metrics` shows (`crate::metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The NATS bus, when configured: `/readyz` asks whether it is connected.
+    pub bus: Option<Arc<crate::bus::NatsBus>>,
 }
 
 /// Rate limits keyed by the client's address (`crate::edge::limit::ClientIp`).

@@ -68,6 +68,13 @@ const ASSETS: &[Asset] = &[
         content_type: JS,
         body: include_str!("../web/simulator.js"),
     },
+    // The JS device SDK (sdk/js, the npm package @tuisong/device), which the simulator
+    // speaks the device protocol with: the same file, not a copy.
+    Asset {
+        name: "sdk/index.js",
+        content_type: JS,
+        body: include_str!("../../../sdk/js/src/index.js"),
+    },
     // The console's ES modules, which import each other by relative path.
     js!("console/main.js"),
     js!("console/state.js"),

@@ -7,10 +7,15 @@
 // shared by every tab; the user this tab plays is in sessionStorage, so several tabs can
 // be several phones. Each user's cards and cursor are in localStorage, so a reload
 // reconnects with the cursor and shows what it had, exactly once per msgid.
+//
+// The device protocol itself (the HTTP calls, the /client/v1/ws session, cursor, resume,
+// backoff, pings, acks) is the JS device SDK, sdk/js (@tuisong/device), served at
+// /web/sdk/index.js; this page only draws.
 import * as TS from './common.js';
+import { createDevice } from './sdk/index.js';
 
 (() => {
-  const { h, mount, api, errorText, fmtShort } = TS;
+  const { h, mount, errorText, fmtShort } = TS;
   const screenEl = document.getElementById('screen');
   const overlayEl = document.getElementById('overlay');
   const wsEl = document.getElementById('sb-ws');
@@ -40,7 +45,23 @@ import * as TS from './common.js';
   const appName = (appid) => (apps.find((a) => a.appid === appid) || {}).name || appid;
 
   // ------------------------------------------------------------------ device API
-  const dev = (method, path, opts = {}) => api(method, path, { ...opts, bearer: user && user.device_token });
+  // The SDK device of the user this tab plays (null on the users screen).
+  let sdk = null;
+  /** An SDK call as common.js's api() answers: {ok, status, data}, never a throw. */
+  const wrap = (p) => p.then(
+    (data) => ({ ok: true, status: 200, data }),
+    (e) => ({ ok: false, status: e.status || 0, data: e.code ? { error: { code: e.code, message: e.message } } : null }));
+  /** The SDK keeps its cursor in this user's inbox record (localStorage). */
+  const cursorStore = {
+    getItem: () => String(inbox.cursor || 0),
+    setItem: (_key, value) => {
+      const n = Number(value);
+      if (n > inbox.cursor) { inbox.cursor = n; saveInbox(); }
+    },
+  };
+  const newDevice = (token) => createDevice({
+    token, device, storage: cursorStore, autoAck: false, backoff: { baseMs: 500, maxMs: 5000 },
+  });
 
   // ------------------------------------------------------------------ screens
   let stack = [];
@@ -106,10 +127,22 @@ import * as TS from './common.js';
       e.preventDefault();
       const nickname = name.value.trim();
       if (!nickname) return;
-      const r = await api('POST', '/client/v1/users', { body: { nickname } });
+      const r = await wrap(newDevice(null).createUser(nickname));
       if (!r.ok) return toast(errorText(r));
       const u = { user_id: r.data.user_id, nickname: r.data.nickname, device_token: r.data.device_token };
       saveUsers([...loadUsers(), u]);
+      useUser(u);
+    };
+    // A user made elsewhere (curl, `tuisong device`): sign in with its device token.
+    const tokenInput = h('input', { test: 'existing-token', placeholder: 'dt_…', autocomplete: 'off' });
+    const signIn = async (e) => {
+      e.preventDefault();
+      const token = tokenInput.value.trim();
+      if (!token) return;
+      const r = await wrap(newDevice(token).me());
+      if (!r.ok) return toast(r.status === 401 ? '设备令牌无效' : errorText(r));
+      const u = { user_id: r.data.user_id, nickname: r.data.nickname, device_token: token };
+      saveUsers([...loadUsers().filter((x) => x.user_id !== u.user_id), u]);
       useUser(u);
     };
     mount(screenEl,
@@ -124,20 +157,26 @@ import * as TS from './common.js';
         h('div.group-title', null, '新建用户'),
         h('form.cells.form', { onsubmit: create },
           h('div.cell', null, name),
-          h('button.wx-btn.primary', { type: 'submit', test: 'create-user' }, '创建并登录'))));
+          h('button.wx-btn.primary', { type: 'submit', test: 'create-user' }, '创建并登录')),
+        h('div.group-title', null, '用设备令牌登录'),
+        h('form.cells.form', { onsubmit: signIn },
+          h('div.cell', null, tokenInput),
+          h('button.wx-btn', { type: 'submit', test: 'sign-in-token' }, '登录'))));
   }
 
   async function useUser(u) {
     disconnect();
     user = u;
+    sdk = newDevice(u.device_token);
     sessionStorage.setItem('tuisong.sim.active', u.user_id);
     loadInbox();
-    const r = await dev('GET', '/client/v1/apps');
+    const r = await wrap(sdk.apps());
     if (r.status === 401) {
       // The server no longer knows this user (a new data dir): forget it.
       saveUsers(loadUsers().filter((x) => x.user_id !== u.user_id));
       sessionStorage.removeItem('tuisong.sim.active');
       user = null;
+      sdk = null;
       stack = [{ name: 'users', args: {} }];
       render();
       return toast('该用户已不存在');
@@ -184,20 +223,20 @@ import * as TS from './common.js';
         h('div.me-card', null, h('span.avatar.big', null, user.nickname.slice(0, 1)),
           h('div', null, h('div.me-name', { test: 'me-name' }, user.nickname), h('div.cell-sub', null, '用户 ' + user.user_id), h('div.cell-sub', null, '设备 ' + device))),
         h('div.cells', null,
-          h('button.cell', { test: 'switch-user', onclick: () => { disconnect(); user = null; sessionStorage.removeItem('tuisong.sim.active'); stack = [{ name: 'users', args: {} }]; render(); } },
+          h('button.cell', { test: 'switch-user', onclick: () => { disconnect(); user = null; sdk = null; sessionStorage.removeItem('tuisong.sim.active'); stack = [{ name: 'users', args: {} }]; render(); } },
             h('span.cell-main', null, h('span.cell-title', null, '切换用户')), h('span.chev', null, '›')))),
       tabbar('me'));
   }
 
   // A mini program's demo page: wx.login and subscribe buttons for its templates.
   async function screenApp({ appid }) {
-    const r = await dev('GET', '/client/v1/apps/' + appid + '/templates');
+    const r = await wrap(sdk.templates(appid));
     if (!r.ok) { toast(errorText(r)); return back(); }
     const info = r.data;
     const code = h('div.code-box', { test: 'login-code', hidden: true });
     const result = h('pre.result', { test: 'subscribe-result', hidden: true });
     const login = async () => {
-      const l = await dev('POST', '/client/v1/login', { body: { appid } });
+      const l = await wrap(sdk.login(appid));
       code.hidden = false;
       code.textContent = l.ok ? l.data.code : errorText(l);
     };
@@ -238,11 +277,11 @@ import * as TS from './common.js';
   /** wx.requestSubscribeMessage: the sheet for what is not kept, then the call. */
   async function requestSubscribe(info, tmpls, done) {
     const ids = tmpls.map((x) => x.priTmplId);
-    const s = await dev('GET', '/client/v1/settings', { query: { appid: info.appid } });
+    const s = await wrap(sdk.getSettings(info.appid));
     const kept = (s.ok && s.data.itemSettings) || {};
     const ask = s.ok && s.data.mainSwitch ? tmpls.filter((x) => !kept[x.priTmplId]) : [];
     const call = async (decisions, keep) => {
-      const r = await dev('POST', '/client/v1/subscribe', { body: { appid: info.appid, tmplIds: ids, decisions, keep } });
+      const r = await wrap(sdk.requestSubscribeMessage({ appid: info.appid, tmplIds: ids, decisions, keep }));
       if (!r.ok) { toast(errorText(r)); return; }
       done(r.data);
       if (r.data.errCode) {
@@ -316,7 +355,7 @@ import * as TS from './common.js';
           test: 'card-unsubscribe',
           onclick: async () => {
             box.remove();
-            const r = await dev('POST', '/client/v1/messages/' + c.msgid + '/unsubscribe', { headers: { 'X-Device': device } });
+            const r = await wrap(sdk.unsubscribe(c.msgid));
             toast(r.ok ? '已不再接收此类消息' : errorText(r));
           },
         }, '不再接收此类消息'),
@@ -324,17 +363,13 @@ import * as TS from './common.js';
     overlayEl.appendChild(box);
   }
 
-  let pendingOpen = null;
+  // The open frame when online (answered with opened), else its HTTP twin: the SDK picks.
   function openCard(c) {
-    if (ws && ws.readyState === WebSocket.OPEN) {
-      pendingOpen = c.msgid;
-      ws.send(JSON.stringify({ type: 'open', msgid: c.msgid }));
-    } else {
-      // No socket: the HTTP twin of the open frame.
-      dev('POST', '/client/v1/messages/' + c.msgid + '/open').then((r) => {
-        if (r.ok) showPage(r.data.msgid, r.data.appid, r.data.page); else toast(errorText(r));
-      });
-    }
+    const mine = sdk;
+    wrap(mine.open(c.msgid)).then((r) => {
+      if (sdk !== mine) return;
+      if (r.ok) showPage(r.data.msgid, r.data.appid, r.data.page); else toast(errorText(r));
+    });
   }
 
   function showPage(msgid, appid, page) {
@@ -362,14 +397,11 @@ import * as TS from './common.js';
 
   // Settings: main switch, per-template switches, quiet hours.
   async function screenSettings({ appid }) {
-    const [s, tp] = await Promise.all([
-      dev('GET', '/client/v1/settings', { query: { appid } }),
-      dev('GET', '/client/v1/apps/' + appid + '/templates'),
-    ]);
+    const [s, tp] = await Promise.all([wrap(sdk.getSettings(appid)), wrap(sdk.templates(appid))]);
     if (!s.ok || !tp.ok) { toast(errorText(s.ok ? tp : s)); return back(); }
     const set = s.data;
     const put = async (body, okText) => {
-      const r = await dev('PUT', '/client/v1/settings', { body: { appid, ...body } });
+      const r = await wrap(sdk.updateSettings({ appid, ...body }));
       if (!r.ok) { toast(errorText(r)); render(); return; }
       if (okText) toast(okText);
     };
@@ -417,93 +449,48 @@ import * as TS from './common.js';
   };
 
   // ------------------------------------------------------------------ WebSocket
-  let ws = null;
-  let retry = 0;
-  let retryTimer = null;
-
+  // The SDK's session; this page turns its events into cards.
   function setWs(state) {
     wsEl.dataset.state = state;
     wsEl.textContent = state;
   }
 
   function disconnect() {
-    clearTimeout(retryTimer);
-    if (ws) {
-      const old = ws;
-      ws = null;
-      old.onclose = null;
-      old.close();
-    }
+    if (sdk) sdk.close();
     setWs('offline');
   }
 
   function connect() {
-    if (!user) return;
-    const me = user;
-    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const sock = new WebSocket(proto + '//' + location.host + '/client/v1/ws?token=' + encodeURIComponent(me.device_token));
-    ws = sock;
-    setWs('connecting');
-    sock.onopen = () => sock.send(JSON.stringify({ type: 'hello', cursor: inbox.cursor, device }));
-    sock.onmessage = (ev) => {
-      let f;
-      try { f = JSON.parse(ev.data); } catch (_) { return; }
-      if (ws !== sock) return;
-      onFrame(sock, f);
-    };
-    sock.onclose = () => {
-      if (ws !== sock) return;
-      ws = null;
-      setWs('offline');
-      const delay = [500, 1000, 2000, 5000][Math.min(retry, 3)];
-      retry++;
-      retryTimer = setTimeout(() => { if (user === me) connect(); }, delay);
-    };
+    if (!user || !sdk) return;
+    const mine = sdk;
+    const live = (fn) => (v) => { if (sdk === mine) fn(v); };
+    mine.on('state', live((s) => setWs(s.state === 'online' || s.state === 'connecting' ? s.state : 'offline')));
+    mine.on('message', live(onMessage));
+    mine.on('recall', live(onRecall));
+    mine.on('error', live((e) => console.warn('device session:', e.message)));
+    mine.connect();
   }
 
-  function onFrame(sock, f) {
-    switch (f.type) {
-      case 'welcome':
-        retry = 0;
-        setWs('online');
-        break;
-      case 'message': {
-        const known = inbox.cards.find((c) => c.msgid === f.msgid);
-        if (!known) {
-          inbox.cards.push({
-            msgid: f.msgid, seq: f.seq, appid: f.appid, template_id: f.template_id, title: f.title,
-            rows: f.rows, page: f.page, urgent: f.urgent, sent_at: f.sent_at, read: onScreen('notifications'),
-          });
-        }
-        inbox.cursor = Math.max(inbox.cursor, f.seq);
-        saveInbox();
-        if (!known || !known.recalled) sock.send(JSON.stringify({ type: 'ack', msgid: f.msgid }));
-        if (!known) refreshAfterFrame();
-        break;
-      }
-      case 'recall': {
-        const c = inbox.cards.find((x) => x.msgid === f.msgid);
-        if (c) { c.recalled = true; c.rows = []; } else inbox.cards.push({ msgid: f.msgid, seq: f.seq, recalled: true, recalled_at: Date.now(), read: onScreen('notifications') });
-        inbox.cursor = Math.max(inbox.cursor, f.seq);
-        saveInbox();
-        refreshAfterFrame();
-        break;
-      }
-      case 'opened':
-        if (pendingOpen === f.msgid) {
-          pendingOpen = null;
-          showPage(f.msgid, f.appid, f.page);
-        }
-        break;
-      case 'ping':
-        sock.send(JSON.stringify({ type: 'pong' }));
-        break;
-      case 'error':
-        console.warn('device session:', f.message);
-        break;
-      default:
-        break; // a frame this page does not know: ignore it
+  function onMessage(f) {
+    const known = inbox.cards.find((c) => c.msgid === f.msgid);
+    if (!known) {
+      inbox.cards.push({
+        msgid: f.msgid, seq: f.seq, appid: f.appid, template_id: f.template_id, title: f.title,
+        rows: f.rows, page: f.page, urgent: f.urgent, sent_at: f.sent_at, read: onScreen('notifications'),
+      });
     }
+    inbox.cursor = Math.max(inbox.cursor, f.seq);
+    saveInbox();
+    if (!known || !known.recalled) f.ack().catch((e) => console.warn('ack:', e.message));
+    if (!known) refreshAfterFrame();
+  }
+
+  function onRecall(f) {
+    const c = inbox.cards.find((x) => x.msgid === f.msgid);
+    if (c) { c.recalled = true; c.rows = []; } else inbox.cards.push({ msgid: f.msgid, seq: f.seq, recalled: true, recalled_at: Date.now(), read: onScreen('notifications') });
+    inbox.cursor = Math.max(inbox.cursor, f.seq);
+    saveInbox();
+    refreshAfterFrame();
   }
 
   const onScreen = (name) => stack.length > 0 && stack[stack.length - 1].name === name;

@@ -203,6 +203,10 @@ fn message(w: &World) -> NewMessage {
     }
 }
 
+#[cfg_attr(
+    tuisong_no_pg,
+    ignore = "needs PostgreSQL: set TUISONG_TEST_PG=postgres://…"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_whose_backend_is_terminated_mid_transaction_runs_again_and_takes_one_grant() {
     let Some(db) = Db::create("pg terminate mid-transaction").await else {
@@ -276,6 +280,10 @@ async fn a_send_whose_backend_is_terminated_mid_transaction_runs_again_and_takes
     assert_eq!(inbox.len(), 1);
 }
 
+#[cfg_attr(
+    tuisong_no_pg,
+    ignore = "needs PostgreSQL: set TUISONG_TEST_PG=postgres://…"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_and_writes_after_every_connection_was_terminated_succeed_on_fresh_ones() {
     let Some(db) = Db::create("pg terminate idle connections").await else {
@@ -394,6 +402,10 @@ fn via(url: &str, addr: std::net::SocketAddr) -> Option<(String, String)> {
     Some((target, format!("{scheme}://{user}{addr}{tail}")))
 }
 
+#[cfg_attr(
+    tuisong_no_pg,
+    ignore = "needs PostgreSQL: set TUISONG_TEST_PG=postgres://…"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_the_database_is_unreachable_calls_fail_fast_and_reconnects_are_paced() {
     let Some(db) = Db::create("pg unreachable").await else {

@@ -54,7 +54,7 @@ pub fn wx_error(e: &Error) -> (i64, String) {
         Error::OpenIdInvalid => fixed(40003, "invalid openid"),
         Error::TemplateIdInvalid => fixed(40037, "invalid template_id"),
         Error::PageInvalid => fixed(41030, "invalid page"),
-        Error::Template(TemplateError::DataInvalid { key, error }) => {
+        Error::Template(TemplateError::DataInvalid { key, error, .. }) => {
             (47003, format!("argument invalid! data.{key}.value {error}"))
         }
         Error::NoConsent => fixed(43101, "user refuse to accept the msg"),
@@ -105,6 +105,7 @@ mod tests {
         let e = Error::Template(TemplateError::DataInvalid {
             key: "thing3".into(),
             error: KeywordError::Empty,
+            reason: String::new(),
         });
         assert_eq!(
             wx_error(&e),
@@ -113,6 +114,7 @@ mod tests {
         let e = Error::Template(TemplateError::DataInvalid {
             key: "time2".into(),
             error: KeywordError::Invalid,
+            reason: String::new(),
         });
         assert_eq!(wx_error(&e).1, "argument invalid! data.time2.value invalid");
     }

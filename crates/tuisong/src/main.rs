@@ -6,6 +6,7 @@
 mod bench;
 mod civil;
 mod cli_app;
+mod config;
 mod device;
 
 use clap::{Parser, Subcommand};
@@ -23,11 +24,60 @@ use tuisong_server::{Application, Overrides, Settings};
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// Log lines as text (coloured on a terminal) or as JSON objects for log shippers
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "TUISONG_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
 }
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs go to stderr, filtered by `TUISONG_LOG` (default `info`); colour only when
+/// stderr is a terminal.
+fn init_log(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TUISONG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => fmt.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => fmt
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+/// The environment `serve` reads (each overrides the config file; flags override it).
+const SERVE_ENV: &str = "Environment:
+  TUISONG_ADMIN_TOKEN      the operator's token (≥ 16 characters); else <data-dir>/admin-token
+  TUISONG_DEMO_APP         false: no demo app on the first start
+  TUISONG_LOG              log filter, e.g. info, debug, tuisong_server=debug
+  TUISONG_LOG_FORMAT       text (default) or json
+  TUISONG_LISTEN, TUISONG_DATA_DIR, TUISONG_STORE, TUISONG_BUS   as the flags
+  TUISONG_SQLITE_FSYNC, TUISONG_PUSH_ALLOW_PRIVATE,
+  TUISONG_CLIENT_USERS_PER_MINUTE, TUISONG_CLIENT_USERS_BURST,
+  TUISONG_CLIENT_LOGINS_PER_MINUTE, TUISONG_CLIENT_LOGINS_BURST,
+  TUISONG_AUTH_FAILURES_PER_MINUTE, TUISONG_DRAIN_TIMEOUT_SECS,
+  TUISONG_RETENTION_{MESSAGES,PUSH,STATS}_DAYS, TUISONG_RETENTION_INTERVAL_SECS
+                           see docs/tuisong.example.toml for each";
 
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the server (embedded SQLite under ./tuisong-data, 127.0.0.1:8080 by default).
+    #[command(after_help = SERVE_ENV)]
     Serve {
         /// Address to listen on, e.g. 0.0.0.0:8080 [env: TUISONG_LISTEN]
         #[arg(long)]
@@ -41,7 +91,7 @@ enum Cmd {
         /// client_users_per_minute, client_users_burst, client_logins_per_minute,
         /// client_logins_burst, auth_failures_per_minute,
         /// retention_messages_days, retention_push_days, retention_stats_days,
-        /// retention_interval_secs; docs/SECURITY.md)
+        /// retention_interval_secs, drain_timeout_secs; docs/tuisong.example.toml)
         #[arg(long)]
         config: Option<PathBuf>,
         /// Shared store for several nodes, postgres://… [env: TUISONG_STORE]
@@ -57,17 +107,13 @@ enum Cmd {
     Device(device::DeviceArgs),
     /// Benchmarks with a baseline measured in the same run.
     Bench(bench::BenchArgs),
+    /// Check a configuration: `tuisong config check --config tuisong.toml`.
+    Config(config::ConfigArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TUISONG_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_log(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -98,8 +144,11 @@ fn main() -> ExitCode {
             Cmd::App(args) => cli_app::run(args).await,
             Cmd::Device(args) => device::run(args).await,
             Cmd::Bench(args) => bench::run(args).await,
+            Cmd::Config(args) => config::run(args),
         }
     });
+    // A session or request the drain gave up on must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

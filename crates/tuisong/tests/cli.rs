@@ -240,3 +240,112 @@ async fn login_only_prints_just_a_code_and_a_refused_token_exits_non_zero() {
         "the chain is printed: {err}"
     );
 }
+
+#[tokio::test]
+async fn app_show_demo_prints_the_demo_app_again_from_the_servers_data_dir() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), "127.0.0.1:0").await;
+    let demo = server.demo().await;
+    let data_dir = dir.path().display().to_string();
+    let mut show = Proc::spawn(&[
+        "app",
+        "show",
+        "--demo",
+        "--server",
+        &server.base,
+        "--data-dir",
+        &data_dir,
+    ]);
+    let status = show.wait_exit(SEEN_WITHIN).await;
+    let out = show.stdout.text();
+    assert!(status.success(), "{out}\n{}", show.stderr.text());
+    assert!(out.contains(&demo.appid), "{out}");
+    assert!(out.contains(&demo.secret), "{out}");
+    let (tmpl, _) = demo.of_type(2);
+    assert!(out.contains(&tmpl), "{out}");
+    // A data dir without the token: the error says where it looked and what else works.
+    let mut lost = Proc::spawn(&[
+        "app",
+        "list",
+        "--server",
+        &server.base,
+        "--data-dir",
+        "/nonexistent",
+    ]);
+    let status = lost.wait_exit(SEEN_WITHIN).await;
+    assert!(!status.success());
+    let err = lost.stderr.text();
+    assert!(
+        err.contains("--data-dir") && err.contains("TUISONG_ADMIN_TOKEN"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_device_whose_consent_sheet_fails_exits_non_zero_instead_of_waiting() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), "127.0.0.1:0").await;
+    let demo = server.demo().await;
+    let mut device = Proc::spawn(&[
+        "device",
+        "--server",
+        &server.base,
+        "--appid",
+        &demo.appid,
+        "--accept",
+        "no-such-template-id-0123456789abcdef",
+    ]);
+    let status = device.wait_exit(SEEN_WITHIN).await;
+    assert!(!status.success(), "{}", device.stdout.text());
+    assert!(
+        device.stderr.text().contains("20001"),
+        "{}",
+        device.stderr.text()
+    );
+}
+
+#[tokio::test]
+async fn a_device_for_an_unknown_appid_makes_no_user_and_exits_non_zero() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), "127.0.0.1:0").await;
+    let mut device = Proc::spawn(&[
+        "device",
+        "--server",
+        &server.base,
+        "--appid",
+        "wx0000000000000000",
+    ]);
+    let status = device.wait_exit(SEEN_WITHIN).await;
+    assert!(!status.success());
+    let out = device.stdout.text();
+    assert!(!out.contains("device_token"), "no user was made: {out}");
+    assert!(
+        device.stderr.text().contains("404"),
+        "{}",
+        device.stderr.text()
+    );
+}
+
+#[tokio::test]
+async fn a_start_on_a_busy_port_fails_before_making_any_data_and_a_retry_shows_the_demo_app() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = busy.local_addr().expect("addr").to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let data_s = data.display().to_string();
+    let mut first = Proc::spawn(&["serve", "--listen", &addr, "--data-dir", &data_s]);
+    let status = first.wait_exit(SEEN_WITHIN).await;
+    assert!(!status.success());
+    assert!(
+        first.stderr.text().contains("binding"),
+        "{}",
+        first.stderr.text()
+    );
+    assert!(!data.join("tuisong.db").exists(), "no database made");
+    assert!(!data.join("admin-token").exists(), "no token made");
+    drop(busy);
+    // The retry is a first start: it creates the demo app and prints it.
+    let server = Server::start(&data, "127.0.0.1:0").await;
+    let demo = server.demo().await;
+    assert!(demo.appid.starts_with("wx"));
+}

@@ -240,6 +240,10 @@ async fn subscribed(api: &Api, grants: u64) -> (String, String, String, Value) {
     (dt, token, tmpl, body)
 }
 
+#[cfg_attr(
+    tuisong_no_pg,
+    ignore = "needs PostgreSQL: set TUISONG_TEST_PG=postgres://…"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_terminating_our_connections_mid_run_loses_no_acknowledged_send() {
     let Some(pg) = postgres("faults postgres terminate").await else {
@@ -393,6 +397,10 @@ fn free_port() -> u16 {
         .port()
 }
 
+#[cfg_attr(
+    tuisong_no_pg,
+    ignore = "needs PostgreSQL: set TUISONG_TEST_PG=postgres://…"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_nats_stopped_cards_still_cross_nodes_and_after_it_restarts_hints_are_immediate() {
     let Some(pg) = postgres("faults nats stop/start").await else {

@@ -143,6 +143,10 @@ async fn send(api: &Api, token: &str, openid: &str, tmpl: &str, data: &Value) ->
     r.json().await.expect("json")
 }
 
+#[cfg_attr(
+    any(tuisong_no_pg, tuisong_no_nats),
+    ignore = "needs PostgreSQL and NATS: set TUISONG_TEST_PG and TUISONG_TEST_NATS"
+)]
 #[tokio::test]
 async fn a_send_on_node_b_reaches_a_device_on_node_a_and_the_device_moves_to_b_when_a_dies() {
     let Some((pg, nats)) = services("multinode send across nodes").await else {
@@ -193,6 +197,10 @@ async fn a_send_on_node_b_reaches_a_device_on_node_a_and_the_device_moves_to_b_w
     assert!(next_card(&mut ws, 300).await.is_none(), "nothing twice");
 }
 
+#[cfg_attr(
+    any(tuisong_no_pg, tuisong_no_nats),
+    ignore = "needs PostgreSQL and NATS: set TUISONG_TEST_PG and TUISONG_TEST_NATS"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_sends_over_both_nodes_against_ten_grants_deliver_exactly_ten() {
     let Some((pg, nats)) = services("multinode grants").await else {
@@ -245,6 +253,10 @@ async fn a_thousand_sends_over_both_nodes_against_ten_grants_deliver_exactly_ten
     assert_eq!(got.len(), 10);
 }
 
+#[cfg_attr(
+    any(tuisong_no_pg, tuisong_no_nats),
+    ignore = "needs PostgreSQL and NATS: set TUISONG_TEST_PG and TUISONG_TEST_NATS"
+)]
 #[tokio::test]
 async fn every_push_event_arrives_once_with_workers_on_both_nodes() {
     let Some((pg, nats)) = services("multinode push events").await else {

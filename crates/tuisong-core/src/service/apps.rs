@@ -48,6 +48,7 @@ impl Platform {
     }
 
     /// A new secret; tokens already issued stay valid until they expire, as on WeChat.
+    #[tracing::instrument(level = "info", name = "reset_secret", skip_all)]
     pub async fn reset_secret(&self, appid: &str) -> Result<App> {
         let mut app = self.app(appid).await?;
         app.secret = Secret::new(generate_secret());
@@ -80,6 +81,7 @@ impl Platform {
     }
 
     /// `GET /sns/jscode2session`: trades a `wx.login` code (single use, 5 minutes).
+    #[tracing::instrument(level = "debug", name = "code_to_session", skip_all)]
     pub async fn code_to_session(
         &self,
         appid: Option<&str>,

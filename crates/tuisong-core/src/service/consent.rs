@@ -34,6 +34,7 @@ pub struct SubscriptionSettings {
 impl Platform {
     /// `wx.requestSubscribeMessage`, answered by the device on the user's behalf.
     /// The outer error is a request error; the inner one is WeChat's fail shape.
+    #[tracing::instrument(level = "debug", name = "prompt", skip_all, fields(user = %user.user_id))]
     pub async fn prompt(
         &self,
         user: &User,

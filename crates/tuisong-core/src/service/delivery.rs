@@ -34,6 +34,7 @@ impl Platform {
 
     /// A device acknowledged a message; true when it was the first delivery. A message
     /// that is not the user's is `NotFound`, and stays as it was.
+    #[tracing::instrument(level = "debug", name = "ack", skip_all, fields(%user, msgid))]
     pub async fn ack(&self, user: &UserId, msgid: u64, device: &str) -> Result<bool> {
         if msgid > Self::MAX_CURSOR {
             return Err(Error::NotFound("message"));
@@ -46,6 +47,7 @@ impl Platform {
 
     /// The user tapped a card: counts the click, returns the message (for its page). A
     /// message that is not the user's is `NotFound`, and nothing is counted.
+    #[tracing::instrument(level = "debug", name = "open", skip_all, fields(%user, msgid))]
     pub async fn open(&self, user: &UserId, msgid: u64, device: &str) -> Result<Message> {
         if msgid > Self::MAX_CURSOR {
             return Err(Error::NotFound("message"));

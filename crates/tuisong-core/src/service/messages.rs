@@ -37,6 +37,7 @@ impl Platform {
 
     /// Cancel (before delivery) or recall (before or after). Pending messages are
     /// cancelled and refunded; delivered ones get a tombstone on every device.
+    #[tracing::instrument(level = "debug", name = "stop_message", skip_all, fields(%appid, msgid, recall))]
     pub async fn stop_message(
         &self,
         appid: &AppId,
@@ -64,6 +65,7 @@ impl Platform {
     }
 
     /// The app reports a conversion that came from one of its messages.
+    #[tracing::instrument(level = "debug", name = "conversion", skip_all, fields(%appid, msgid))]
     pub async fn conversion(
         &self,
         appid: &AppId,

@@ -67,8 +67,9 @@ pub struct PlatformSettings {
     pub login_code_ttl_secs: i64,
     pub template_cap: usize,
     /// The key a refused send is counted under in the analytics. The server gives the
-    /// WeChat errcode table (a wire fact), so both dialects count a refusal alike.
-    pub refusal_code: fn(&Error) -> i64,
+    /// WeChat errcode table (a wire fact), so both dialects count a refusal alike; a
+    /// refusal WeChat has no code for gets a name of its own.
+    pub refusal_code: fn(&Error) -> String,
 }
 
 impl Default for PlatformSettings {
@@ -81,7 +82,7 @@ impl Default for PlatformSettings {
             stable_force_min_interval_secs: 30,
             login_code_ttl_secs: 300,
             template_cap: TEMPLATE_CAP,
-            refusal_code: |_| -1,
+            refusal_code: |_| "-1".to_owned(),
         }
     }
 }
@@ -123,6 +124,11 @@ impl Platform {
     /// Wires the delivery layer in; set once at start.
     pub fn set_notifier(&self, n: Arc<dyn Notifier>) {
         let _ = self.notifier.set(n);
+    }
+
+    /// Whether the store answers now (a node's readiness).
+    pub async fn store_ready(&self) -> Result<(), crate::store::StoreError> {
+        self.store.ping().await
     }
 
     fn publish(&self, entry: &InboxEntry) {

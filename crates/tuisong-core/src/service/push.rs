@@ -19,6 +19,7 @@ pub trait ReceiverCheck: Send + Sync {
 
 impl Platform {
     /// Validates the config, has the receiver checked, then stores it.
+    #[tracing::instrument(level = "debug", name = "save_push_config", skip_all, fields(%appid))]
     pub async fn save_push_config(
         &self,
         appid: &AppId,

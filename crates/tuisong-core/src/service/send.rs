@@ -251,13 +251,14 @@ impl Platform {
 
     /// One send from either dialect: parse, plan, then consume a grant, take the caps and
     /// store the message in one atomic step. A refusal is counted under its errcode.
+    #[tracing::instrument(level = "debug", name = "send", skip_all, fields(%appid, urgent = raw.urgent))]
     pub async fn send(&self, appid: &AppId, raw: RawSend) -> Result<SendReceipt> {
         let template_hint: String = raw.template_id.trim().chars().take(64).collect();
         let result = self.send_parsed(appid, raw).await;
         if let Err(e) = &result
             && !matches!(e, Error::Store(_))
         {
-            let code = (self.settings.refusal_code)(e).to_string();
+            let code = (self.settings.refusal_code)(e);
             self.record_refusal(appid, &template_hint, &code).await;
         }
         result

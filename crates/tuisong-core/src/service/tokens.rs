@@ -51,6 +51,8 @@ fn is_token_shaped(s: &str) -> bool {
 impl Platform {
     /// `GET /cgi-bin/token`: a new token on every call; the previous ones keep working
     /// for the grace period (5 minutes).
+    // No field: the appid is the caller's unchecked text, and the secret must never be.
+    #[tracing::instrument(level = "debug", name = "token", skip_all)]
     pub async fn token(
         &self,
         grant_type: Option<&str>,
@@ -86,6 +88,12 @@ impl Platform {
     /// `POST /cgi-bin/stable_token`: the current stable token while it has more than the
     /// grace period left; a new one in its last 5 minutes; `force_refresh` replaces it at
     /// once, at most 20 times a day and not within 30 s of the previous one.
+    #[tracing::instrument(
+        level = "debug",
+        name = "stable_token",
+        skip_all,
+        fields(force_refresh)
+    )]
     pub async fn stable_token(
         &self,
         grant_type: Option<&str>,

@@ -350,6 +350,14 @@ pub trait RetentionStore: Send + Sync + 'static {
     async fn compact(&self) -> Result<(), StoreError>;
 }
 
+/// Readiness: whether the store answers now.
+#[async_trait]
+pub trait HealthStore: Send + Sync + 'static {
+    /// A cheap round trip that proves writes can commit: on SQLite an empty job through
+    /// the writer thread and its commit; on PostgreSQL `SELECT 1` on a pooled connection.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
 /// Declares `Store` as the sum of the sub-traits, with the blanket impl, from one list.
 macro_rules! store_is {
     ($($part:ident),+) => {
@@ -372,5 +380,6 @@ store_is!(
     PolicyStore,
     PushStore,
     StatsStore,
-    RetentionStore
+    RetentionStore,
+    HealthStore
 );

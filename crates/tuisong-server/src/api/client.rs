@@ -6,7 +6,7 @@
 use crate::edge::limit::ClientIp;
 use crate::edge::{
     ApiError, ApiResult, DeviceUser, bool_field, decisions_field, json_object, msgid_of,
-    opt_bool_field, query_str, query_uint, required_str,
+    opt_bool_field, opt_str, query_str, query_uint, required_str,
 };
 use crate::state::AppState;
 use axum::Json;
@@ -28,6 +28,7 @@ use tuisong_core::store::User;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/client/v1/users", post(create_user))
+        .route("/client/v1/me", get(me))
         .route("/client/v1/login", post(login))
         .route("/client/v1/subscribe", post(subscribe))
         .route("/client/v1/settings", get(settings).put(update_settings))
@@ -67,6 +68,11 @@ async fn create_user(State(state): State<AppState>, ip: ClientIp, body: Bytes) -
 async fn register(state: &AppState, body: &Bytes) -> ApiResult {
     let b = json_object(body)?;
     let nickname = required_str(&b, "nickname")?;
+    // A client that knows which mini program it signs in for may say so: an unknown
+    // appid is then refused before a user is made that could never log in to it.
+    if let Some(appid) = opt_str(&b, "appid") {
+        state.platform.app(&appid).await?;
+    }
     let (user, token) = state.platform.register_user(&nickname).await?;
     Ok(Json(
         json!({"user_id": user.user_id, "nickname": user.nickname, "device_token": token}),
@@ -194,6 +200,14 @@ async fn update_settings(State(state): State<AppState>, call: ForApp) -> ApiResu
         .update_settings(&user, &appid, main, &items, quiet)
         .await?;
     Ok(Json(settings_json(&s)))
+}
+
+/// `GET /client/v1/me`: who the device token belongs to, so a client given only a token
+/// (a user made elsewhere, e.g. with curl) can show the user.
+async fn me(DeviceUser(user): DeviceUser) -> ApiResult {
+    Ok(Json(
+        json!({"user_id": user.user_id, "nickname": user.nickname}),
+    ))
 }
 
 /// `GET /client/v1/apps`: the mini programs a device can open (name and appid).

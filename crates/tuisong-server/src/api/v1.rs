@@ -5,9 +5,10 @@
 
 use super::push_config;
 use crate::edge::{
-    ApiResult, BearerApp, bool_field, json_object, msgid_of, opt_str, query_str, query_uint,
-    render, required_str, send_request, uint_field,
+    ApiError, ApiResult, BearerApp, api_status, bool_field, json_object, msgid_of, opt_str,
+    query_str, query_uint, render, required_str, send_request, str_or_empty, uint_field,
 };
+use crate::metrics::{Dialect, Outcome};
 use crate::state::AppState;
 use axum::Json;
 use axum::Router;
@@ -34,23 +35,55 @@ pub fn router() -> Router<AppState> {
         .merge(push_config::routes::<BearerApp>("/v1/push-config"))
 }
 
+/// The send; counted in `tuisong_sends_total` under `ok` or its error code (a wrong
+/// token too: the extractor's rejection is taken here).
 async fn send(
     State(state): State<AppState>,
-    BearerApp(appid): BearerApp,
+    app: Result<BearerApp, ApiError>,
     body: Bytes,
 ) -> ApiResult {
-    let b = json_object(&body)?;
+    let started = std::time::Instant::now();
+    let r = match app {
+        Ok(BearerApp(appid)) => send_as(&state, &appid, &body).await,
+        Err(e) => Err(e),
+    };
+    let outcome = match &r {
+        Ok(_) => Outcome::Ok,
+        Err(e) => Outcome::Code(api_status(&e.0).1),
+    };
+    state.metrics.send(Dialect::V1, outcome, started.elapsed());
+    r
+}
+
+async fn send_as(state: &AppState, appid: &tuisong_core::ids::AppId, body: &[u8]) -> ApiResult {
+    let b = json_object(body)?;
+    // WeChat answers a missing field with the error of a bad one (40003, 40037); the
+    // native dialect names the field, so a misspelt `templateId` is not a 404.
+    for field in ["touser", "template_id"] {
+        if str_or_empty(&b, field).trim().is_empty() {
+            return Err(Error::Invalid(format!("{field} is required")).into());
+        }
+    }
     let mut req = send_request(&b)?;
     req.extra_keys = tuisong_core::service::ExtraKeys::Refuse;
     req.idempotency_key = opt_str(&b, "idempotency_key");
     req.urgent = bool_field(&b, "urgent")?;
     req.ttl_seconds = uint_field(&b, "ttl_seconds")?;
-    req.send_at = uint_field(&b, "send_at")?.map(|secs| {
+    let send_at = uint_field(&b, "send_at")?;
+    // 10^11 seconds is the year 5138; such a number is milliseconds sent by mistake.
+    if let Some(v) = send_at.filter(|v| *v >= 100_000_000_000) {
+        return Err(Error::Invalid(format!(
+            "send_at is Unix seconds; {v} looks like milliseconds (use {})",
+            v / 1000
+        ))
+        .into());
+    }
+    req.send_at = send_at.map(|secs| {
         i64::try_from(secs)
             .unwrap_or(i64::MAX / 1000)
             .saturating_mul(1000)
     });
-    let r = state.platform.send(&appid, req).await?;
+    let r = state.platform.send(appid, req).await?;
     Ok(Json(
         json!({"msgid": r.msgid, "status": r.status.as_str(), "replayed": r.replayed}),
     ))
@@ -165,7 +198,11 @@ async fn recall(
     Path(msgid): Path<String>,
     BearerApp(appid): BearerApp,
 ) -> ApiResult {
-    stop(&state, &appid, &msgid, true).await
+    let r = stop(&state, &appid, &msgid, true).await;
+    if r.is_ok() {
+        state.metrics.recalls.inc();
+    }
+    r
 }
 
 async fn conversion(

@@ -136,9 +136,13 @@ fn log_store_failure(e: &Error, rid: Option<&str>) {
     let rid = rid.unwrap_or("-");
     match e {
         Error::Store(inner @ (StoreError::Unavailable(_) | StoreError::Closed)) => {
+            crate::metrics::process().store_error(true);
             tracing::warn!(error = %inner, rid, "store unavailable");
         }
-        Error::Store(inner) => tracing::error!(error = %inner, rid, "store failure"),
+        Error::Store(inner) => {
+            crate::metrics::process().store_error(false);
+            tracing::error!(error = %inner, rid, "store failure");
+        }
         _ => {}
     }
 }
@@ -169,6 +173,10 @@ impl IntoResponse for ApiError {
             }
             Error::NoConsent => {
                 "the user has no subscription left for this template (43101)".to_owned()
+            }
+            // WeChat says only "invalid"; the native dialect says why.
+            Error::Template(TemplateError::DataInvalid { key, reason, .. }) => {
+                format!("data.{key}.value: {reason}")
             }
             other => other.to_string(),
         };

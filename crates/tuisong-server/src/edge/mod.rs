@@ -8,6 +8,7 @@
 //! - `error`: one error mapping per dialect (WeChat `errcode` at HTTP 200 with ` rid:`;
 //!   native `{"error": {"code", "message"}}` with a proper status);
 //! - `render`: the JSON of domain records that several APIs show;
+//! - `oversize`: a body over the 2 MB limit, answered in the caller's dialect;
 //! - `limit`: per-caller rate limits — the client address, the 429 answer (the wrong
 //!   credentials' guard is `crate::guard`).
 //!
@@ -17,6 +18,7 @@ mod auth;
 mod error;
 mod fields;
 pub mod limit;
+pub mod oversize;
 pub mod render;
 mod send;
 

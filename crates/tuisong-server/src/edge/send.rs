@@ -31,6 +31,7 @@ pub fn coerce_data(v: Option<&Value>) -> Result<BTreeMap<String, String>, Error>
                     return Err(Error::Template(TemplateError::DataInvalid {
                         key: key.clone(),
                         error: tuisong_core::keyword::KeywordError::Invalid,
+                        reason: "must be a string, a number or a boolean".into(),
                     }));
                 }
             },

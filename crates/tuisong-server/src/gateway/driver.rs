@@ -5,7 +5,8 @@
 //!
 //! How a session ends, as the device sees it: a close frame with 1009 for a message over
 //! `MAX_MESSAGE`, 1008 and the reason for a broken rule (no hello in time, a first frame
-//! that is not a usable hello, a device silent too long), a plain close otherwise.
+//! that is not a usable hello, a device silent too long), 1001 (going away) when the
+//! server stops, so the device reconnects (elsewhere), a plain close otherwise.
 
 use super::frame::entry_frame;
 use super::hub::Link;
@@ -131,7 +132,10 @@ impl Driver<'_> {
                     }
                 }
                 _ = ping.tick() => self.session.on_tick(Instant::now()),
-                _ = shutdown.changed() => return Ok(()),
+                _ = shutdown.changed() => {
+                    self.close = Some(close_frame(close_code::AWAY, "server shutting down"));
+                    return Ok(());
+                }
             };
             self.perform(actions).await?;
         }
@@ -174,6 +178,9 @@ impl Driver<'_> {
             Action::CatchUp => self.catch_up().await?,
             Action::Ack(msgid) => {
                 let result = platform.ack(user_id, msgid, self.session.device()).await;
+                if result.is_ok() {
+                    crate::metrics::process().acks.inc();
+                }
                 if let Some(frame) = session::acked(msgid, result)? {
                     self.send(&frame).await?;
                 }
@@ -238,6 +245,7 @@ impl Driver<'_> {
         tokio::time::timeout(limit, self.socket.send(WsMessage::Text(text)))
             .await
             .map_err(|_| anyhow::anyhow!("the device took no frame for {limit:?}"))??;
+        crate::metrics::process().frames_out.inc();
         Ok(())
     }
 }

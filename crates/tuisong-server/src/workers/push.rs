@@ -83,6 +83,7 @@ async fn deliver(
         duration_ms: started.elapsed().as_millis() as u64,
         outcome,
     };
+    crate::metrics::process().push_attempt(ok, next.is_some());
     platform.finish_push(&appid, &attempt, next).await?;
     Ok(())
 }

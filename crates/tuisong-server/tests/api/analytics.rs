@@ -213,3 +213,23 @@ async fn messages_are_listed_newest_first_with_filters_and_paging() {
         .await;
     assert_eq!(s, 400);
 }
+
+#[tokio::test]
+async fn an_idempotency_conflict_is_counted_under_its_own_reason_not_47001() {
+    let app = spawn_app().await;
+    let (t, d, id, data) = app.subscribed(3).await;
+    let body =
+        json!({"touser": d.openid, "template_id": id, "data": data, "idempotency_key": "k1"});
+    let (s, v) = app.v1_send(&t, body.clone()).await;
+    assert_eq!(s, 200, "{v}");
+    let mut other = body.clone();
+    other["page"] = json!("pages/other");
+    let (s, v) = app.v1_send(&t, other).await;
+    assert_eq!(s, 409, "{v}");
+    let (s, r) = app
+        .call(reqwest::Method::GET, "/v1/stats", Some(&t), None)
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["refused"]["idempotency_conflict"], 1, "{r}");
+    assert!(r["refused"].get("47001").is_none(), "{r}");
+}

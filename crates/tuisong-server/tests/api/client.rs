@@ -241,3 +241,28 @@ async fn settings_refuse_templates_of_other_apps_and_bad_values() {
         .await;
     assert_eq!(s, 400);
 }
+
+#[tokio::test]
+async fn me_names_the_user_of_a_device_token_and_refuses_a_wrong_one() {
+    let app = spawn_app().await;
+    let token = app.new_user("小红").await;
+    let (s, v) = app
+        .call(reqwest::Method::GET, "/client/v1/me", Some(&token), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["nickname"], "小红");
+    assert!(v["user_id"].as_str().is_some_and(|u| !u.is_empty()), "{v}");
+    assert!(
+        v.get("device_token").is_none(),
+        "the token is not echoed: {v}"
+    );
+    let (s, _) = app
+        .call(
+            reqwest::Method::GET,
+            "/client/v1/me",
+            Some("dt_not-a-token"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 401);
+}

@@ -8,6 +8,8 @@ mod durability;
 mod helpers;
 mod isolation;
 mod login;
+mod metrics;
+mod openapi;
 mod push;
 mod rules;
 mod send;

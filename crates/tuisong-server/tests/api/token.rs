@@ -285,3 +285,63 @@ async fn repeated_wrong_admin_tokens_shut_the_caller_out_and_are_answered_429() 
         .await;
     assert_eq!(s, 200);
 }
+
+/// Log output captured in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_secret_reaches_a_log_line_or_a_span_even_at_trace_level() {
+    // A current-thread test: the server runs on this thread, under this subscriber.
+    let out = Captured::default();
+    let w = out.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || w.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::TRACE)
+        // Every span is printed with its fields when it closes.
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .finish();
+    let _g = tracing::subscriber::set_default(subscriber);
+    let app = spawn_app().await;
+    let (t, d, id, data) = app.subscribed(1).await;
+    let v = app
+        .send(
+            &t,
+            json!({"touser": d.openid, "template_id": id, "data": data}),
+        )
+        .await;
+    assert_eq!(errcode(&v), 0, "{v}");
+    let _ = app
+        .get(&format!(
+            "/cgi-bin/token?grant_type=client_credential&appid={}&secret={}",
+            app.appid,
+            "f".repeat(32)
+        ))
+        .await;
+    let (s, _) = app
+        .call(reqwest::Method::GET, "/admin/apps", Some(ADMIN_TOKEN), None)
+        .await;
+    assert_eq!(s, 200);
+    let text = String::from_utf8(out.0.lock().expect("lock").clone()).expect("utf-8");
+    assert!(text.contains("send{"), "the send's span is there: {text}");
+    for (what, secret) in [
+        ("app secret", app.secret.as_str()),
+        ("access token", t.as_str()),
+        ("device token", d.token.as_str()),
+        ("admin token", ADMIN_TOKEN),
+        ("wrong secret", &"f".repeat(32)),
+    ] {
+        assert!(!text.contains(secret), "the {what} is in the log:\n{text}");
+    }
+}

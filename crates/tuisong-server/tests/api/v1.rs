@@ -222,3 +222,98 @@ async fn a_data_key_the_template_lacks_is_a_400_naming_it_in_v1_and_ignored_in_w
     assert_eq!(s, 200, "{m}");
     assert!(!m.to_string().contains("thing1000"), "{m}");
 }
+
+#[tokio::test]
+async fn v1_names_a_missing_field_says_why_a_value_is_refused_and_spots_milliseconds() {
+    let app = spawn_app().await;
+    let (t, d, id, data) = app.subscribed(2).await;
+    for (body, field) in [
+        (json!({"template_id": id, "data": data}), "touser"),
+        (
+            json!({"touser": d.openid, "templateId": id, "data": data}),
+            "template_id",
+        ),
+    ] {
+        let (s, v) = app.v1_send(&t, body).await;
+        assert_eq!(s, 400, "{v}");
+        assert_eq!(v["error"]["message"], format!("{field} is required"), "{v}");
+    }
+    // A keyword value over its length: the message says the rule, the limit and the count.
+    let mut long = data.clone();
+    let thing = long
+        .as_object()
+        .expect("object")
+        .keys()
+        .find(|k| k.starts_with("thing"))
+        .cloned();
+    if let Some(key) = thing {
+        long[&key] = json!({"value": "长".repeat(26)});
+        let (s, v) = app
+            .v1_send(
+                &t,
+                json!({"touser": d.openid, "template_id": id, "data": long}),
+            )
+            .await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (400, Some("invalid_data")),
+            "{v}"
+        );
+        assert_eq!(
+            v["error"]["message"],
+            format!("data.{key}.value: thing allows at most 20 characters, got 26")
+        );
+        // The WeChat dialect stays exact.
+        let w = app
+            .send(
+                &t,
+                json!({"touser": d.openid, "template_id": id, "data": long}),
+            )
+            .await;
+        assert_eq!(
+            w["errmsg"]
+                .as_str()
+                .map(|m| m.split(" rid:").next().unwrap_or("")),
+            Some(format!("argument invalid! data.{key}.value invalid").as_str()),
+            "{w}"
+        );
+    }
+    let ms = app.clock.now_ms() + 60_000;
+    let (s, v) = app
+        .v1_send(
+            &t,
+            json!({"touser": d.openid, "template_id": id, "data": data, "send_at": ms}),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let m = v["error"]["message"].as_str().expect("message");
+    assert!(m.starts_with("send_at is Unix seconds;"), "{m}");
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_answered_in_each_dialects_shape() {
+    let app = spawn_app().await;
+    let t = app.token().await;
+    let big = format!("{{\"touser\":\"{}\"}}", "x".repeat(3 * 1024 * 1024));
+    let r = app
+        .client
+        .post(app.url(&format!("/cgi-bin/message/subscribe/send?access_token={t}")))
+        .body(big.clone())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200, "the WeChat dialect answers HTTP 200");
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(errcode(&v), 47001, "{v}");
+    let r = app
+        .client
+        .post(app.url("/v1/messages"))
+        .bearer_auth(&t)
+        .body(big)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 413);
+    let v: serde_json::Value = r.json().await.expect("json body, not text/plain");
+    assert_eq!(v["error"]["code"], "body_too_large", "{v}");
+}

@@ -167,3 +167,41 @@ async fn cards_survive_a_reload_once_each_and_new_ones_follow_the_cursor() -> Re
     phone.quit().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_user_made_outside_the_simulator_signs_in_with_its_device_token() -> Result<()> {
+    if !chromium_or_skip() {
+        return Ok(());
+    }
+    let _one = BROWSER_LOCK.lock().await;
+    let srv = server::spawn().await?;
+    // The README's curl user: made over HTTP, not by the simulator.
+    let v: serde_json::Value = reqwest::Client::new()
+        .post(srv.url("/client/v1/users"))
+        .json(&serde_json::json!({"nickname": "终端用户"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = v["device_token"].as_str().unwrap_or_default().to_owned();
+    let driver = Chromedriver::start().await?;
+    let phone = driver.browser(390, 844).await?;
+    phone.goto(&srv.url("/simulator")).await?;
+    phone
+        .type_into("[data-test=existing-token]", "dt_wrong")
+        .await?;
+    phone.click("[data-test=sign-in-token]").await?;
+    assert_eq!(
+        phone.count("[data-test=tab-me]").await?,
+        0,
+        "a wrong token signs no one in"
+    );
+    phone.goto(&srv.url("/simulator")).await?;
+    phone
+        .type_into("[data-test=existing-token]", &token)
+        .await?;
+    phone.click("[data-test=sign-in-token]").await?;
+    phone.click("[data-test=tab-me]").await?;
+    phone.wait_text("[data-test=me-name]", "终端用户").await?;
+    Ok(())
+}

@@ -68,7 +68,15 @@ function drawReport(el, rep) {
       section(t('funnel'), bars),
       section(t('overTime'), chart(rep))),
     section(t('refused'), refusedRows.length === 0 ? h('div.muted', null, t('noRefused')) :
-      table([t('errcode'), t('count')], refusedRows.map(([code, n]) => h('tr', { test: 'refused-row' }, h('td.mono', null, code), h('td.num', null, String(n)))))));
+      table([t('errcode'), t('meaning'), t('count')], refusedRows.map(([code, n]) => h('tr', { test: 'refused-row' },
+        h('td.mono', null, code), h('td', { test: 'refused-meaning' }, meaning(code)), h('td.num', null, String(n)))))));
+}
+
+/** What a refusal's errcode means, in the console's language (the codes a send can get). */
+function meaning(code) {
+  const key = 'refusal' + code.replace(/[^0-9a-z_]/gi, '_');
+  const text = t(key);
+  return text === key ? '' : text;
 }
 
 /** The series as an inline SVG bar chart: sent, delivered and clicked per bucket. */

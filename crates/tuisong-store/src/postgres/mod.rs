@@ -172,3 +172,11 @@ impl PgStore {
         }
     }
 }
+
+#[async_trait::async_trait]
+impl tuisong_core::store::HealthStore for PgStore {
+    /// `SELECT 1` on a pooled connection (a lost one is replaced once, like any read).
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read_opt("SELECT 1", &[]).await.map(|_| ())
+    }
+}

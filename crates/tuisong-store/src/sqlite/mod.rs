@@ -165,6 +165,15 @@ impl SqliteStore {
     }
 }
 
+#[async_trait::async_trait]
+impl tuisong_core::store::HealthStore for SqliteStore {
+    /// An empty job through the writer: answered only once the writer thread is alive
+    /// and its batch committed (no change, so no fsync).
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.write(|_| Ok(())).await
+    }
+}
+
 /// Brings the schema to the last version, one version per transaction: a fresh database
 /// runs version 1 then 2, one made by an older release only what it lacks.
 fn migrate(conn: &Connection) -> Result<(), StoreError> {

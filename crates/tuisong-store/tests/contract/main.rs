@@ -71,6 +71,7 @@ macro_rules! contract {
             }
 
             $(#[$m])*
+            #[cfg_attr(tuisong_no_pg, ignore = "needs PostgreSQL: set TUISONG_TEST_PG=postgres://…")]
             async fn postgres() {
                 if let Some(b) = super::postgres_backend().await {
                     super::$name(b).await;
@@ -84,6 +85,8 @@ macro_rules! contract {
 mod push;
 // Acks and opens of another user's message.
 mod delivery;
+// Readiness: the store's ping.
+mod health;
 // Retention sweeps, the login-code bound, the schema upgrade, the embedded store's files.
 mod retention;
 

@@ -77,6 +77,10 @@ impl Drop for Schema {
     }
 }
 
+#[cfg_attr(
+    tuisong_no_pg,
+    ignore = "needs PostgreSQL: set TUISONG_TEST_PG=postgres://…"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_share_grants_exactly_and_never_claim_the_same_push_event() {
     let Some(schema) = Schema::create().await else {
@@ -339,6 +343,10 @@ async fn two_nodes_share_grants_exactly_and_never_claim_the_same_push_event() {
     drop(schema);
 }
 
+#[cfg_attr(
+    tuisong_no_pg,
+    ignore = "needs PostgreSQL: set TUISONG_TEST_PG=postgres://…"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nodes_starting_at_once_migrate_once_and_a_restart_keeps_everything() {
     let Some(schema) = Schema::create().await else {
@@ -914,6 +922,10 @@ struct ScriptIds {
     spare_template: TemplateId,
 }
 
+#[cfg_attr(
+    tuisong_no_pg,
+    ignore = "needs PostgreSQL: set TUISONG_TEST_PG=postgres://…"
+)]
 #[tokio::test]
 async fn the_postgres_store_answers_every_call_as_the_embedded_one() {
     let Some(schema) = Schema::create().await else {

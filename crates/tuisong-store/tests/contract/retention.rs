@@ -416,6 +416,10 @@ async fn sqlite_the_directory_and_database_files_are_owner_only() {
 
 /// A schema made by the previous release (version 1 only) is upgraded to version 2
 /// when a node connects, and its data survives.
+#[cfg_attr(
+    tuisong_no_pg,
+    ignore = "needs PostgreSQL: set TUISONG_TEST_PG=postgres://…"
+)]
 #[tokio::test]
 async fn postgres_a_version_1_schema_is_upgraded_in_place() {
     let Some(schema) = postgres::Schema::create().await else {

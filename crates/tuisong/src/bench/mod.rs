@@ -26,7 +26,7 @@ mod send;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
@@ -82,7 +82,8 @@ pub struct BenchArgs {
     #[arg(long, default_value = "127.0.0.1:1883")]
     mqtt: String,
     /// Where results go: <docs>/bench/<scenario>.json, <docs>/bench/*.svg and
-    /// <docs>/BENCHMARKS.md [default: docs, or nowhere with --smoke]
+    /// <docs>/BENCHMARKS.md [default: ./docs when it holds BENCHMARKS.md (the
+    /// repository's root), else nowhere; nowhere with --smoke]
     #[arg(long)]
     docs: Option<PathBuf>,
 }
@@ -157,7 +158,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let docs = match (&args.docs, args.smoke) {
         (Some(d), _) => Some(d.clone()),
-        (None, false) => Some(PathBuf::from("docs")),
+        // ./docs only where it is tuisong's own (a run from the repository's root):
+        // anywhere else the bench must not write into a stranger's docs folder.
+        (None, false) if Path::new("docs/BENCHMARKS.md").is_file() => Some(PathBuf::from("docs")),
+        (None, false) => {
+            eprintln!(
+                "no --docs given and ./docs/BENCHMARKS.md is not here: the results are printed, not written"
+            );
+            None
+        }
         (None, true) => None,
     };
     if args.scenario == Scenario::Report {

@@ -155,7 +155,11 @@ pub async fn run(args: DeviceArgs) -> anyhow::Result<()> {
         Some(t) => t.clone(),
         None => {
             let v = api
-                .post("/client/v1/users", None, json!({"nickname": args.nickname}))
+                .post(
+                    "/client/v1/users",
+                    None,
+                    json!({"nickname": args.nickname, "appid": args.appid}),
+                )
                 .await
                 .context("signing a user in")?;
             let token = v["device_token"]
@@ -245,7 +249,13 @@ async fn accept_all(
             )
             .await
             .with_context(|| format!("accepting template {id}"))?;
-        info(subscribe_line(id, &v));
+        let line = subscribe_line(id, &v);
+        // A sheet that failed (unknown template 20001, main switch off 20004, …) is the
+        // end of the run: staying connected would wait for cards that cannot come.
+        if v.get("errCode").is_some() || v.get(id).and_then(Value::as_str) != Some("accept") {
+            bail!("{line}");
+        }
+        info(line);
     }
     Ok(())
 }

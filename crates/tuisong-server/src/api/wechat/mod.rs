@@ -10,6 +10,7 @@ mod templates;
 mod token;
 
 use crate::edge::{Params, WxResult, json_object, query_app, send_request, wx_fixed, wx_reply};
+use crate::metrics::{Dialect, Outcome};
 use crate::state::AppState;
 use axum::Router;
 use axum::body::Bytes;
@@ -76,8 +77,10 @@ async fn template_call(
     reply(body).await
 }
 
+/// The send; counted in `tuisong_sends_total` under `ok` or the errcode it answers.
 async fn send(State(state): State<AppState>, method: Method, q: Params, body: Bytes) -> Response {
-    reply(async {
+    let started = std::time::Instant::now();
+    let r = async {
         let appid = query_app(&state, &q).await?;
         if method != Method::POST {
             return Err(Error::RequirePost);
@@ -86,8 +89,16 @@ async fn send(State(state): State<AppState>, method: Method, q: Params, body: By
         let req = send_request(&b)?;
         let r = state.platform.send(&appid, req).await?;
         Ok(json!({"errcode": 0, "errmsg": "ok", "msgid": r.msgid.0}))
-    })
-    .await
+    }
+    .await;
+    let outcome = match &r {
+        Ok(_) => Outcome::Ok,
+        Err(e) => Outcome::Errcode(tuisong_wire::errcode::wx_error(e).0),
+    };
+    state
+        .metrics
+        .send(Dialect::Wechat, outcome, started.elapsed());
+    wx_reply(r)
 }
 
 /// Template messages and uniform_send were withdrawn by WeChat: every call gets 45109.
