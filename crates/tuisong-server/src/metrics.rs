@@ -141,6 +141,39 @@ impl ProcessCounters {
     }
 }
 
+/// The store's commits as last scraped: `tuisong_store_commit_seconds` and
+/// `tuisong_store_batch_size` (jobs per commit), encoded from the store's own atomics
+/// (`tuisong_core::store::CommitStats`) rather than kept twice.
+#[derive(Debug, Default)]
+struct StoreCommits(parking_lot::Mutex<Option<tuisong_core::store::CommitSnapshot>>);
+
+impl prometheus_client::collector::Collector for StoreCommits {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::NoLabelSet;
+        use prometheus_client::metrics::MetricType;
+        let Some(s) = self.0.lock().clone() else {
+            return Ok(());
+        };
+        let mut m = encoder.encode_descriptor(
+            "store_commit_seconds",
+            "Time of the store's COMMIT (SQLite: the fsync of a group commit)",
+            None,
+            MetricType::Histogram,
+        )?;
+        m.encode_histogram::<NoLabelSet>(s.commit_seconds_sum, s.commits, &s.commit_seconds, None)?;
+        let mut m = encoder.encode_descriptor(
+            "store_batch_size",
+            "Writes per store commit (SQLite group commit; 1 on PostgreSQL)",
+            None,
+            MetricType::Histogram,
+        )?;
+        m.encode_histogram::<NoLabelSet>(s.jobs as f64, s.commits, &s.batch_sizes, None)
+    }
+}
+
 /// Values read from the node's state when scraped.
 pub struct Scraped<'a> {
     /// Device sessions that said hello.
@@ -149,6 +182,8 @@ pub struct Scraped<'a> {
     pub sockets: usize,
     /// Restarts of each worker since the node started.
     pub worker_restarts: &'a [(&'static str, u64)],
+    /// The store's commits, when it records them.
+    pub commits: Option<tuisong_core::store::CommitSnapshot>,
 }
 
 /// The metrics of one node.
@@ -163,6 +198,7 @@ pub struct Metrics {
     worker_restarts: Family<WorkerLabel, Counter>,
     /// Serialises scrapes: restarts are carried into their counters by difference.
     scrape: parking_lot::Mutex<()>,
+    commits: std::sync::Arc<StoreCommits>,
 }
 
 impl Metrics {
@@ -198,6 +234,7 @@ impl Metrics {
             sockets: Gauge::default(),
             worker_restarts: Family::default(),
             scrape: parking_lot::Mutex::new(()),
+            commits: std::sync::Arc::default(),
         };
         let p = process();
         let r = &mut registry;
@@ -244,6 +281,7 @@ impl Metrics {
             m.worker_restarts.clone(),
         );
         r.register("build_info", "The build and node (always 1)", build_info);
+        r.register_collector(Box::new(m.commits.clone()));
         Metrics { registry, ..m }
     }
 
@@ -269,6 +307,7 @@ impl Metrics {
                 c.inc_by(n - seen);
             }
         }
+        *self.commits.0.lock() = now.commits.clone();
         let mut out = String::with_capacity(4096);
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -298,6 +337,11 @@ mod tests {
             devices: 2,
             sockets: 3,
             worker_restarts: &[("push", 4)],
+            commits: Some({
+                let c = tuisong_core::store::CommitStats::new();
+                c.record(3, Duration::from_millis(2));
+                c.snapshot()
+            }),
         });
         for line in [
             r#"tuisong_sends_total{dialect="wechat",outcome="ok"} 1"#,
@@ -309,6 +353,9 @@ mod tests {
             "tuisong_device_sockets 3",
             r#"tuisong_worker_restarts_total{worker="push"} 4"#,
             r#"tuisong_build_info{version=""#,
+            "tuisong_store_commit_seconds_count 1",
+            r#"tuisong_store_batch_size_bucket{le="4.0"} 1"#,
+            "tuisong_store_batch_size_sum 3.0",
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
@@ -318,6 +365,7 @@ mod tests {
             devices: 0,
             sockets: 0,
             worker_restarts: &[("push", 5)],
+            commits: None,
         });
         assert!(text.contains(r#"tuisong_worker_restarts_total{worker="push"} 5"#));
     }

@@ -126,6 +126,11 @@ impl Platform {
         let _ = self.notifier.set(n);
     }
 
+    /// The store's group-commit figures, for the node's metrics.
+    pub fn commit_stats(&self) -> Option<crate::store::CommitSnapshot> {
+        self.store.commit_stats().map(|s| s.snapshot())
+    }
+
     /// Whether the store answers now (a node's readiness).
     pub async fn store_ready(&self) -> Result<(), crate::store::StoreError> {
         self.store.ping().await

@@ -356,6 +356,11 @@ pub trait HealthStore: Send + Sync + 'static {
     /// A cheap round trip that proves writes can commit: on SQLite an empty job through
     /// the writer thread and its commit; on PostgreSQL `SELECT 1` on a pooled connection.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The store's commits (jobs per commit, commit time), if it records them.
+    fn commit_stats(&self) -> Option<&super::CommitStats> {
+        None
+    }
 }
 
 /// Declares `Store` as the sum of the sub-traits, with the blanket impl, from one list.

@@ -12,9 +12,11 @@
 //! `records` holds the values the store takes and gives back; `contract` the traits, one
 //! per aggregate, that both backends implement.
 
+mod commit_stats;
 mod contract;
 mod records;
 
+pub use commit_stats::{CommitSnapshot, CommitStats};
 pub use contract::*;
 pub use records::*;
 

@@ -76,6 +76,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         devices: state.hub.connected(),
         sockets: state.hub.sockets(),
         worker_restarts: &restarts,
+        commits: state.platform.commit_stats(),
     });
     (Quiet, [(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }

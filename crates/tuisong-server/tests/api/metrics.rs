@@ -163,3 +163,41 @@ async fn the_request_id_is_echoed_when_given_and_made_when_not() {
         .to_owned();
     assert_eq!(made.len(), 16, "{made}");
 }
+
+/// The value of an unlabelled sample line `name value`.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from\n{text}"))
+}
+
+#[tokio::test]
+async fn the_stores_group_commits_show_as_batch_sizes_and_commit_times() {
+    let app = spawn_app().await;
+    let before = sample(&scrape(&app).await, "tuisong_store_commit_seconds_count");
+    let (t, d, id, data) = app.subscribed(3).await;
+    let sends: Vec<_> = (0..3)
+        .map(|_| {
+            app.send(
+                &t,
+                json!({"touser": d.openid, "template_id": id, "data": data}),
+            )
+        })
+        .collect();
+    for v in futures_util::future::join_all(sends).await {
+        assert_eq!(errcode(&v), 0, "{v}");
+    }
+    let text = scrape(&app).await;
+    let commits = sample(&text, "tuisong_store_commit_seconds_count");
+    assert!(
+        commits > before,
+        "commits were counted: {before} → {commits}"
+    );
+    let jobs = sample(&text, "tuisong_store_batch_size_sum");
+    assert!(jobs >= commits, "every commit carries at least one write");
+    assert!(
+        text.contains("tuisong_store_batch_size_bucket{le=\"+Inf\"}"),
+        "{text}"
+    );
+}

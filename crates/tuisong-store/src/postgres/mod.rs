@@ -179,4 +179,8 @@ impl tuisong_core::store::HealthStore for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.read_opt("SELECT 1", &[]).await.map(|_| ())
     }
+
+    fn commit_stats(&self) -> Option<&tuisong_core::store::CommitStats> {
+        Some(&tx::COMMITS)
+    }
 }

@@ -94,9 +94,17 @@ impl Tx<'_> {
             )
             .await?;
         }
-        self.q.client.commit().await.map_err(TxError::Commit)
+        let started = std::time::Instant::now();
+        let r = self.q.client.commit().await.map_err(TxError::Commit);
+        COMMITS.record(1, started.elapsed());
+        r
     }
 }
+
+/// Every PostgreSQL store's commits in this process (one transaction is one job: the
+/// sends are not group-committed on PostgreSQL).
+pub(super) static COMMITS: tuisong_core::store::CommitStats =
+    tuisong_core::store::CommitStats::new();
 
 /// Which of the 16 counter rows a transaction adds to.
 fn stat_shard() -> i16 {

@@ -68,6 +68,8 @@ pub struct SqliteStore {
     checkpointer: Arc<Mutex<Connection>>,
     jobs: mpsc::Sender<Job>,
     readers: Arc<Readers>,
+    /// Jobs per commit and commit time, recorded by the writer thread.
+    commits: Arc<tuisong_core::store::CommitStats>,
 }
 
 fn be(e: rusqlite::Error) -> StoreError {
@@ -119,14 +121,17 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(format!("starting the checkpoint thread: {e}")))?;
         let (tx, rx) = mpsc::channel::<Job>(settings.batch_max * 8);
         let batch_max = settings.batch_max.max(1);
+        let commits = Arc::new(tuisong_core::store::CommitStats::new());
+        let recorder = commits.clone();
         std::thread::Builder::new()
             .name("tuisong-sqlite-writer".into())
-            .spawn(move || writer::writer_loop(conn, rx, batch_max))
+            .spawn(move || writer::writer_loop(conn, rx, batch_max, &recorder))
             .map_err(|e| StoreError::Backend(format!("starting the writer thread: {e}")))?;
         Ok(SqliteStore {
             _alive: alive,
             checkpointer,
             jobs: tx,
+            commits,
             readers: Arc::new(Readers {
                 path: settings.path,
                 idle: Mutex::new(Vec::new()),
@@ -171,6 +176,10 @@ impl tuisong_core::store::HealthStore for SqliteStore {
     /// and its batch committed (no change, so no fsync).
     async fn ping(&self) -> Result<(), StoreError> {
         self.write(|_| Ok(())).await
+    }
+
+    fn commit_stats(&self) -> Option<&tuisong_core::store::CommitStats> {
+        Some(&self.commits)
     }
 }
 

@@ -107,7 +107,12 @@ pub(super) fn truncate_wal(conn: &Mutex<Connection>) -> Result<bool, StoreError>
     Ok(busy == 0)
 }
 
-pub(super) fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, batch_max: usize) {
+pub(super) fn writer_loop(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Job>,
+    batch_max: usize,
+    commits: &tuisong_core::store::CommitStats,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(batch_max);
     let mut finishes: Vec<Finish> = Vec::with_capacity(batch_max);
     while let Some(first) = rx.blocking_recv() {
@@ -127,7 +132,10 @@ pub(super) fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, batch_m
         for job in batch.drain(..) {
             finishes.push(job(&conn));
         }
+        let jobs = finishes.len();
+        let started = std::time::Instant::now();
         let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        commits.record(jobs, started.elapsed());
         if let Err(e) = &commit {
             tracing::error!(error = %e, "commit failed; the batch is rolled back");
             let _ = conn.execute_batch("ROLLBACK");
