@@ -4,7 +4,6 @@
 CREATE INDEX IF NOT EXISTS login_codes_expiry ON login_codes (expires_at);
 CREATE INDEX IF NOT EXISTS login_codes_user ON login_codes (appid, openid, expires_at) WHERE used_at IS NULL;
 CREATE INDEX IF NOT EXISTS messages_finished ON messages (created_at) WHERE status IN ('delivered', 'recalled', 'cancelled', 'expired');
-CREATE INDEX IF NOT EXISTS inbox_msg ON inbox (msgid);
 CREATE INDEX IF NOT EXISTS push_outbox_done ON push_outbox (created_at) WHERE status <> 'pending';
 CREATE INDEX IF NOT EXISTS push_attempts_at ON push_attempts (at);
 CREATE INDEX IF NOT EXISTS stats_hour ON stats (hour);

@@ -51,24 +51,36 @@ impl RetentionStore for PgStore {
         in_tx!(self, |tx| {
             // The message rows are locked first (as every change of a message does), and a
             // message being changed right now is left for the next sweep.
-            let ids: Vec<i64> = tx
+            let rows = tx
                 .all(
-                    "SELECT msgid FROM messages
+                    "SELECT msgid, user_id FROM messages
                      WHERE status IN ('delivered', 'recalled', 'cancelled', 'expired')
                        AND created_at < $1
                        AND COALESCE(final_at, delivered_at, created_at) < $1
                      ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED",
                     &[&cutoff, &limit],
                 )
-                .await?
+                .await?;
+            let ids: Vec<i64> = rows
                 .iter()
                 .map(|r| r.try_get(0))
                 .collect::<Result<_, _>>()?;
+            let users: Vec<String> = rows
+                .iter()
+                .map(|r| r.try_get(1))
+                .collect::<Result<_, _>>()?;
             if !ids.is_empty() {
+                // The inbox has no index by msgid (it would cost every send): the pairs
+                // go through its (user_id, seq) key, one scan of each user's entries.
+                tx.exec(
+                    "DELETE FROM inbox i USING unnest($1::text[], $2::bigint[]) AS d(user_id, msgid)
+                     WHERE i.user_id = d.user_id AND i.msgid = d.msgid",
+                    &[&users, &ids],
+                )
+                .await?;
                 for sql in [
                     "DELETE FROM message_events WHERE msgid = ANY($1)",
                     "DELETE FROM deliveries WHERE msgid = ANY($1)",
-                    "DELETE FROM inbox WHERE msgid = ANY($1)",
                     "DELETE FROM messages WHERE msgid = ANY($1)",
                 ] {
                     tx.exec(sql, &[&ids]).await?;

@@ -34,26 +34,39 @@ fn delete_rows(
 /// Finished messages last changed before `cutoff`, with their timeline, deliveries and
 /// inbox entries (cards and tombstones).
 fn delete_messages(c: &Connection, cutoff: Millis, limit: i64) -> rusqlite::Result<u64> {
-    let ids: Vec<i64> = c
+    let rows: Vec<(i64, String)> = c
         .prepare_cached(&format!(
-            "SELECT msgid FROM messages
+            "SELECT msgid, user_id FROM messages
              WHERE {FINISHED} AND created_at < ?1
                AND COALESCE(final_at, delivered_at, created_at) < ?1
              ORDER BY created_at LIMIT ?2"
         ))?
-        .query_map(params![cutoff, limit], |r| r.get(0))?
+        .query_map(params![cutoff, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    for id in &ids {
+    for (id, _) in &rows {
         for sql in [
             "DELETE FROM message_events WHERE msgid = ?1",
             "DELETE FROM deliveries WHERE msgid = ?1",
-            "DELETE FROM inbox WHERE msgid = ?1",
             "DELETE FROM messages WHERE msgid = ?1",
         ] {
             c.prepare_cached(sql)?.execute([id])?;
         }
     }
-    Ok(ids.len() as u64)
+    // The inbox is keyed by (user, seq) and has no index by msgid (it would cost every
+    // send): each user's entries are read once through the key, for all of its messages.
+    let mut by_user: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
+    for (id, user) in &rows {
+        by_user.entry(user.as_str()).or_default().push(*id);
+    }
+    for (user, ids) in by_user {
+        let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+        c.prepare_cached(
+            "DELETE FROM inbox WHERE user_id = ?1
+               AND msgid IN (SELECT value FROM json_each(?2))",
+        )?
+        .execute(params![user, list])?;
+    }
+    Ok(rows.len() as u64)
 }
 
 fn sweep(c: &Connection, what: Sweep, cutoff: Millis, limit: i64) -> rusqlite::Result<u64> {
@@ -157,7 +170,11 @@ mod tests {
                     .into(),
                 "login_codes_user",
             ),
-            ("DELETE FROM inbox WHERE msgid = 1".into(), "inbox_msg"),
+            (
+                "DELETE FROM inbox WHERE user_id = 'u' AND msgid IN (SELECT value FROM json_each('[1]'))"
+                    .into(),
+                "PRIMARY KEY",
+            ),
             (
                 "SELECT rowid FROM push_outbox WHERE status <> 'pending' AND created_at < 1
                  ORDER BY created_at LIMIT 5"
