@@ -13,7 +13,7 @@ mod address;
 
 pub use address::{AddressPolicy, Reach, UrlRefusal, classify, shown_url};
 
-use address::{VettingResolver, refused_in};
+use address::{VettingResolver, logged_url, refused_in};
 use std::sync::Arc;
 use std::time::Duration;
 use tuisong_core::Error;
@@ -170,7 +170,7 @@ pub async fn handshake(
             }
         }
     };
-    tracing::debug!(url = %shown_url(url), %cause, "push receiver check failed");
+    tracing::debug!(url = %logged_url(url), %cause, "push receiver check failed");
     Err(Error::Invalid(HANDSHAKE_FAILED.to_owned()))
 }
 
@@ -326,7 +326,7 @@ pub async fn post(
             return Err(match failure(e) {
                 Failure::Refused(r) => (None, r.message().to_owned()),
                 Failure::Network(detail) => {
-                    tracing::debug!(url = %shown_url(url), cause = %detail, "push attempt failed");
+                    tracing::debug!(url = %logged_url(url), cause = %detail, "push attempt failed");
                     (None, "no answer from the receiver".to_owned())
                 }
             });
@@ -337,7 +337,7 @@ pub async fn post(
         Ok(body) => body,
         Err(e) => {
             if let Failure::Network(detail) = failure(e) {
-                tracing::debug!(url = %shown_url(url), cause = %detail, "push reply unread");
+                tracing::debug!(url = %logged_url(url), cause = %detail, "push reply unread");
             }
             return Err((Some(status), "the reply could not be read".to_owned()));
         }
@@ -349,7 +349,7 @@ pub async fn post(
     if reply.is_empty() || reply == "success" {
         Ok(status)
     } else {
-        tracing::debug!(url = %shown_url(url), bytes = reply.len(), "push reply was not \"success\"");
+        tracing::debug!(url = %logged_url(url), bytes = reply.len(), "push reply was not \"success\"");
         Err((
             Some(status),
             "unexpected reply (want \"success\" or empty)".to_owned(),

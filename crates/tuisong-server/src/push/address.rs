@@ -251,9 +251,31 @@ pub fn shown_url(raw: &str) -> String {
     }
 }
 
+/// A receiver URL as the log shows it: [`shown_url`] without the query and fragment,
+/// where a developer's own key or token may sit.
+pub fn logged_url(raw: &str) -> String {
+    let shown = shown_url(raw);
+    match shown.find(['?', '#']) {
+        Some(at) => format!("{}?…", &shown[..at]),
+        None => shown,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_shows_no_query_and_no_userinfo() {
+        assert_eq!(
+            logged_url("https://u:pw@recv.example.com/wx?key=s3cret#x"),
+            "https://[redacted]@recv.example.com/wx?…"
+        );
+        assert_eq!(
+            logged_url("https://recv.example.com/wx"),
+            "https://recv.example.com/wx"
+        );
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("an address")
