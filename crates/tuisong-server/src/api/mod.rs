@@ -55,7 +55,7 @@ pub fn router(state: AppState) -> Router {
 /// 48001) so SDKs report an API error rather than a transport one; others get a 404.
 async fn not_found(uri: Uri) -> Response {
     let p = uri.path();
-    if p.starts_with("/cgi-bin/") || p.starts_with("/sns/") || p.starts_with("/wxaapi/") {
+    if crate::edge::oversize::is_wechat_path(p) {
         return wx_fixed(48001, "api unauthorized");
     }
     api_fixed(StatusCode::NOT_FOUND, "not_found", "no such endpoint")

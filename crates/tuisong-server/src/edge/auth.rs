@@ -72,11 +72,7 @@ pub struct Admin;
 // TODO(core): who the operator is (the admin token and its comparison) is decided here,
 // at the edge, while apps and devices are authenticated by `Platform`.
 fn check_admin(state: &AppState, parts: &Parts) -> Result<(), ApiError> {
-    let peer = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-    let ip = super::limit::ClientIp::of(peer).0;
+    let ip = super::limit::ClientIp::of_parts(parts).0;
     let guard = &state.client_limits.credentials;
     if guard.admit(ip, None).is_err() {
         return Err(Error::MinuteQuota.into());
